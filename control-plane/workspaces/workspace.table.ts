@@ -1,0 +1,27 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface WorkspaceTable {
+  id: string;
+  name: string;
+  date_format: Generated<string>;
+  time_format: Generated<string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+export type WorkspaceRow = Selectable<WorkspaceTable>;
+
+/** Append-only log of what changed in a workspace and who changed it. */
+export interface WorkspaceEventTable {
+  seq: Generated<string>;
+  id: string;
+  workspace_id: string;
+  type: string;
+  subject_type: string;
+  subject_id: string;
+  actor: string;
+  details: ColumnType<Record<string, unknown>, string, string>;
+  created_at: Timestamp;
+}
+export type WorkspaceEventRow = Selectable<WorkspaceEventTable>;

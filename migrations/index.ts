@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_foundation.js';
+
+/**
+ * Every migration in the order it applies. Forward-only: a released migration is never
+ * edited or removed; a change is a new file appended here.
+ */
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_foundation': m0001,
+});
