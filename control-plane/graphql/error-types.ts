@@ -35,7 +35,7 @@ builder.objectType(ValidationError, {
   name: 'ValidationError',
   description: 'An input value is invalid.',
   interfaces: [ErrorInterface],
-  fields: (t) => ({ field: t.exposeString('field', { description: 'Dotted path of the invalid input field.' }) }),
+  fields: (t) => ({ field: t.exposeString('field', { nullable: true, description: 'Dotted path of the invalid input field.' }) }),
 });
 
 builder.objectType(ConflictError, {

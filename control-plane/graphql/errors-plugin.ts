@@ -31,7 +31,9 @@ export function formatExecutionError(error: GraphQLError, requestId: string, log
       extensions: extensionsOf(original),
     });
   }
-  if (!original || original instanceof GraphQLError) return error;
+  // Errors without a path come from the request itself (variable coercion, validation): the
+  // client's fault and already phrased for it.
+  if (!original || original instanceof GraphQLError || error.path === undefined) return error;
   logger.error({ err: original, requestId, path: error.path }, 'unexpected error in GraphQL execution');
   return new GraphQLError(`Unexpected error. Request id: ${requestId}`, {
     nodes: error.nodes,

@@ -15,6 +15,9 @@ import { getSchema } from './schema.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
+/** Duck-typed: yoga's helpers may build errors from another copy of graphql-js. */
+const isGraphQLError = (e: unknown): e is GraphQLError => e instanceof Error && e.name === 'GraphQLError';
+
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 function unauthenticated(message: string): GraphQLError {
@@ -70,7 +73,9 @@ export function createGraphQLHandler(config: ControlPlaneConfig, services: Servi
     },
     maskedErrors: {
       maskError: (error) => {
-        if (error instanceof GraphQLError) return formatExecutionError(error, randomUUID(), logger);
+        // Yoga's own request errors (bad JSON, wrong method) carry their HTTP status: keep them.
+        if (isGraphQLError(error) && error.extensions?.http) return error;
+        if (isGraphQLError(error)) return formatExecutionError(error, randomUUID(), logger);
         const requestId = randomUUID();
         logger.error({ err: error, requestId }, 'unexpected error outside execution');
         return new GraphQLError(`Unexpected error. Request id: ${requestId}`, {

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import { ok, roleIds, startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane.js';
+
+let tdb: TestDatabase;
+let cp: TestControlPlane;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  // The query below is deliberately wide; this file is about batching, not the cost limit.
+  cp = await startTestControlPlane(tdb.database, { GATEHOUSE_MAX_QUERY_COST: '10000000' });
+});
+afterAll(async () => {
+  await cp?.close();
+  await tdb?.drop();
+});
+
+const NESTED = `{
+  users(first: 100) { edges { node { email role { name capabilities { name } }
+    teams { edges { node { name members { edges { node { email role { name } } } } } } } } } }
+  roles(first: 100) { edges { node { name userCount capabilities { name area } } } }
+  teams(first: 100) { edges { node { name members { edges { node { email teams { edges { node { name } } } } } } } } }
+}`;
+
+let seq = 0;
+/** Adds `users` users spread over `teams` new teams (each user in two) and a custom role each. */
+async function grow(users: number, teams: number) {
+  const roles = await roleIds(cp);
+  const teamIds: string[] = [];
+  for (let i = 0; i < teams; i++) {
+    const t = ok(await cp.gql(`mutation($n: String!) { createTeam(input: { name: $n }) { ... on CreateTeamSuccess { team { id } } } }`, { n: `team-${seq}-${i}` }));
+    teamIds.push(t.createTeam.team.id);
+  }
+  for (let i = 0; i < users; i++) {
+    const role = ok(
+      await cp.gql(`mutation($n: String!) { createRole(input: { name: $n, capabilities: ["servers.view", "people.view"] }) { ... on CreateRoleSuccess { role { id } } } }`, { n: `role-${seq}-${i}` }),
+    ).createRole.role.id;
+    ok(
+      await cp.gql(`mutation($e: String!, $r: ID!, $t: [ID!]) { inviteUser(input: { email: $e, roleId: $r, teamIds: $t }) { __typename } }`, {
+        e: `u${seq}-${i}@batch.test`,
+        r: i % 2 ? role : roles.Member,
+        t: [teamIds[i % teams], teamIds[(i + 1) % teams]],
+      }),
+    );
+  }
+  seq++;
+}
+
+async function statementsFor(query: string): Promise<{ statements: number; users: number }> {
+  await cp.gql('{ viewer { actor } }'); // settles the key's last-used stamp outside the measurement
+  await new Promise((r) => setTimeout(r, 50));
+  const before = tdb.database.stats.statements;
+  const data = ok(await cp.gql(query));
+  return { statements: tdb.database.stats.statements - before, users: data.users.edges.length };
+}
+
+describe('nested list queries', () => {
+  it('issue a bounded number of SQL statements, independent of row count', async () => {
+    await grow(4, 2);
+    const small = await statementsFor(NESTED);
+    await grow(30, 6);
+    const large = await statementsFor(NESTED);
+    expect(large.users).toBeGreaterThan(small.users * 5);
+    expect(large.statements).toBe(small.statements);
+    // Authentication, three root lists and one statement per relation level.
+    expect(large.statements).toBeLessThanOrEqual(12);
+  });
+});

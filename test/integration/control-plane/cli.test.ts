@@ -1,0 +1,115 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const TSX = path.resolve('node_modules/.bin/tsx');
+const MAIN = path.resolve('control-plane/cli/main.ts');
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Embedded mode: no DATABASE_URL, whatever the run uses. */
+function env(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _ignored, ...rest } = process.env;
+  return { ...rest, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_CONTROL_PLANE_PORT: '0', GATEHOUSE_LOG_LEVEL: 'warn', ...extra };
+}
+
+/** Starts `gatehouse start` and resolves once it printed its URLs. */
+function start(dataDir: string): Promise<{ child: ChildProcess; output: string; url: string; key: string | undefined }> {
+  const child = spawn(TSX, [MAIN, 'start'], { env: env(dataDir), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start-up banner within 60 s:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const url = /GraphQL:\s+(http:\S+)\/graphql/.exec(output)?.[1];
+      const done = /Owner API key[\s\S]*?\n\s+(gh_admin_\S+)/.exec(output) || /Existing workspace/.test(output);
+      if (url && done) {
+        clearTimeout(timer);
+        resolve({ child, output, url, key: /\n\s+(gh_admin_\S+)/.exec(output)?.[1] });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+async function viewer(url: string, key: string): Promise<number> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query: '{ viewer { actor } }' }),
+  });
+  return res.status;
+}
+
+describe('gatehouse start (embedded database)', () => {
+  it('bootstraps once, prints the URL and key, writes the key file 0600, and mints recovery keys', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
+    dirs.push(dataDir);
+    const first = await start(dataDir);
+    expect(first.output).toContain('Gatehouse control plane is up');
+    expect(first.key).toMatch(/^gh_admin_/);
+    const keyFile = path.join(dataDir, 'bootstrap-admin-key');
+    expect(readFileSync(keyFile, 'utf8').trim()).toBe(first.key);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(await viewer(first.url, first.key!)).toBe(200);
+    expect(await stop(first.child)).toBe(0);
+
+    // Recovery key against the database while Gatehouse is stopped.
+    const recovery = spawnSync(TSX, [MAIN, 'recovery-key'], { env: env(dataDir), encoding: 'utf8' });
+    expect(recovery.status).toBe(0);
+    const recoveryKey = /(gh_admin_\S+)/.exec(recovery.stdout)?.[1];
+    expect(recoveryKey).toBeTruthy();
+
+    // A restart does not bootstrap again, and both keys work.
+    const second = await start(dataDir);
+    expect(second.key).toBeUndefined();
+    expect(second.output).toContain('Existing workspace');
+    expect(await viewer(second.url, first.key!)).toBe(200);
+    expect(await viewer(second.url, recoveryKey!)).toBe(200);
+    expect(await stop(second.child)).toBe(0);
+  });
+
+  it('uses GATEHOUSE_BOOTSTRAP_ADMIN_KEY when given', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
+    dirs.push(dataDir);
+    const given = `gh_admin_${'k'.repeat(40)}`;
+    const child = spawn(TSX, [MAIN, 'start'], { env: env(dataDir, { GATEHOUSE_BOOTSTRAP_ADMIN_KEY: given }), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let output = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout!.on('data', (c: Buffer) => {
+        output += c.toString();
+        const m = /GraphQL:\s+(http:\S+)\/graphql/.exec(output);
+        if (m && output.includes(given)) resolve(m[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
+    });
+    expect(await viewer(url, given)).toBe(200);
+    await stop(child);
+  });
+
+  it('fails fast on bad configuration, naming the variable', () => {
+    const bad = spawnSync(TSX, [MAIN, 'start'], { env: env('/tmp/unused', { GATEHOUSE_CONTROL_PLANE_PORT: 'eighty' }), encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('GATEHOUSE_CONTROL_PLANE_PORT');
+    const help = spawnSync(TSX, [MAIN, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    for (const v of ['DATABASE_URL', 'GATEHOUSE_DATA_DIR', 'GATEHOUSE_CONTROL_PLANE_PORT', 'GATEHOUSE_BOOTSTRAP_ADMIN_KEY']) expect(help.stdout).toContain(v);
+  });
+});
