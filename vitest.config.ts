@@ -1,6 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // graphql@16 has no exports map: Node (and so Pothos and yoga) load its CommonJS build while
+  // Vite would resolve our sources to the ESM one, and graphql refuses types from another copy.
+  // Point everything at the copy Node loads.
+  resolve: { alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }] },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],

@@ -5,6 +5,7 @@ import type { ControlPlaneConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { EventBus } from './events/event-bus.js';
+import { Vault } from './identities/vault.js';
 import { GRAPHQL_PATH, createGraphQLHandler } from './graphql/server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createServices, type Services } from './services.js';
@@ -46,9 +47,14 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       adminKey: config.bootstrapAdminKey,
       keyFileDir: database.kind === 'pglite' && !deps.database ? config.dataDir : undefined,
     });
+    const { vault, generatedFile } = Vault.fromConfig(config.encryptionKey, config.dataDir);
+    if (generatedFile) {
+      logger.info({ file: generatedFile }, 'generated a vault key; back it up, secrets cannot be read without it');
+      if (database.kind === 'postgres') logger.warn('GATEHOUSE_ENCRYPTION_KEY is unset on Postgres: every control-plane process needs the same key');
+    }
     const events = new EventBus(database, logger);
     await events.start();
-    const services = createServices(database, events);
+    const services = createServices(database, events, vault);
     const graphql = createGraphQLHandler(config, services, logger);
 
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {

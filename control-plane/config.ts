@@ -19,6 +19,8 @@ export interface ControlPlaneConfig {
   readonly publicUrl: string | undefined;
   /** Apply pending migrations on start. Default true. */
   readonly migrateOnStart: boolean;
+  /** Vault keyring `[id:]key[,…]`; unset generates one into `<dataDir>/encryption-key`. */
+  readonly encryptionKey: string | undefined;
   /** Use this admin key for the bootstrap owner key instead of generating one. */
   readonly bootstrapAdminKey: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -46,6 +48,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { env: 'GATEHOUSE_PUBLIC_URL', flag: '--public-url', description: 'external base URL of the control plane', default: 'http://localhost:<port>' },
   { env: 'GATEHOUSE_MIGRATE', flag: '--no-migrate', description: 'apply pending migrations on start (true|false)', default: 'true' },
   { env: 'GATEHOUSE_BOOTSTRAP_ADMIN_KEY', description: 'owner API key to create on an empty database instead of a generated one' },
+  { env: 'GATEHOUSE_ENCRYPTION_KEY', description: 'vault keyring [id:]key[,[id:]key...] of 32-byte base64/hex keys; the first seals', default: 'generated into the data dir' },
   { env: 'GATEHOUSE_LOG_LEVEL', flag: '--log-level', description: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },
   { env: 'GATEHOUSE_GRAPHIQL', description: 'serve GraphiQL (true|false)', default: 'true unless NODE_ENV=production' },
   { env: 'GATEHOUSE_MAX_QUERY_DEPTH', description: 'maximum GraphQL selection depth', default: '12' },
@@ -135,6 +138,7 @@ export function loadControlPlaneConfig(
     publicUrl,
     migrateOnStart: bool('GATEHOUSE_MIGRATE', env.GATEHOUSE_MIGRATE, true),
     bootstrapAdminKey,
+    encryptionKey: env.GATEHOUSE_ENCRYPTION_KEY || undefined,
     logLevel: level.data,
     graphiql: bool('GATEHOUSE_GRAPHIQL', env.GATEHOUSE_GRAPHIQL, env.NODE_ENV !== 'production'),
     maxQueryDepth: int('GATEHOUSE_MAX_QUERY_DEPTH', env.GATEHOUSE_MAX_QUERY_DEPTH, 12, 2, 100),

@@ -3,7 +3,9 @@ import { TeamService } from './access/team.service.js';
 import { ApiKeyService } from './api-keys/api-key.service.js';
 import type { Database } from './db/database.js';
 import type { EventBus } from './events/event-bus.js';
+import type { Vault } from './identities/vault.js';
 import { UserService } from './people/user.service.js';
+import { ServerService } from './servers/server.service.js';
 import { WorkspaceService } from './workspaces/workspace.service.js';
 
 /** The domain services of one control-plane process, built once over one database. */
@@ -15,9 +17,11 @@ export interface Services {
   readonly teams: TeamService;
   readonly users: UserService;
   readonly apiKeys: ApiKeyService;
+  readonly vault: Vault;
+  readonly servers: ServerService;
 }
 
-export function createServices(database: Database, events: EventBus): Services {
+export function createServices(database: Database, events: EventBus, vault: Vault): Services {
   const roles = new RoleService(database);
   return {
     database,
@@ -27,5 +31,7 @@ export function createServices(database: Database, events: EventBus): Services {
     teams: new TeamService(database),
     users: new UserService(database, roles),
     apiKeys: new ApiKeyService(database, roles),
+    vault,
+    servers: new ServerService(database, vault),
   };
 }

@@ -1,6 +1,17 @@
 import type { ApiKeyTable } from '../api-keys/api-key.table.js';
 import type { RoleCapabilityTable, RoleTable, TeamMemberTable, TeamTable } from '../access/access.table.js';
+import type { DataPlaneTable } from '../data-planes/data-plane.table.js';
+import type { AssignmentPinTable, AssignmentTable, GatewayTable, GatewayTeamTable } from '../gateways/gateway.table.js';
+import type { AccessTokenTable, ConnectionTable, HostTable } from '../hosts/host.table.js';
 import type { UserTable } from '../people/user.table.js';
+import type {
+  DiscoveryRunTable,
+  ServerContainerMemberTable,
+  ServerContainerTable,
+  ServerFeatureTable,
+  ServerTable,
+} from '../servers/server.table.js';
+import type { SnapshotTable } from '../snapshot/snapshot.table.js';
 import type { WorkspaceEventTable, WorkspaceTable } from '../workspaces/workspace.table.js';
 
 /** Every table of the control plane, as Kysely sees it. Each aggregate owns its table types. */
@@ -13,4 +24,18 @@ export interface DB {
   teams: TeamTable;
   team_members: TeamMemberTable;
   api_keys: ApiKeyTable;
+  servers: ServerTable;
+  server_containers: ServerContainerTable;
+  server_container_members: ServerContainerMemberTable;
+  server_features: ServerFeatureTable;
+  discovery_runs: DiscoveryRunTable;
+  gateways: GatewayTable;
+  gateway_teams: GatewayTeamTable;
+  assignments: AssignmentTable;
+  assignment_pins: AssignmentPinTable;
+  hosts: HostTable;
+  connections: ConnectionTable;
+  access_tokens: AccessTokenTable;
+  data_planes: DataPlaneTable;
+  snapshots: SnapshotTable;
 }

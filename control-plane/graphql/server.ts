@@ -79,7 +79,7 @@ export function createGraphQLHandler(config: ControlPlaneConfig, services: Servi
         const requestId = randomUUID();
         logger.error({ err: error, requestId }, 'unexpected error outside execution');
         return new GraphQLError(`Unexpected error. Request id: ${requestId}`, {
-          extensions: { code: 'INTERNAL_SERVER_ERROR', requestId },
+          extensions: { code: 'INTERNAL_SERVER_ERROR', requestId, http: { status: 500 } },
         });
       },
     },

@@ -7,6 +7,8 @@ export interface WorkspaceTable {
   name: string;
   date_format: Generated<string>;
   time_format: Generated<string>;
+  /** Workspace kill switch: every data plane refuses every call while set. */
+  disabled: Generated<boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -5,6 +5,9 @@ import type { Database } from '../../control-plane/db/database.js';
 import { createLogger } from '../../control-plane/logger.js';
 import { createWorkspace } from '../../control-plane/workspaces/workspace.service.js';
 
+/** One vault key for every control plane of a test run, as production replicas share theirs. */
+export const TEST_ENCRYPTION_KEY = `test:${Buffer.alloc(32, 7).toString('base64')}`;
+
 export interface GraphQLResponse<T = any> {
   readonly status: number;
   readonly headers: Headers;
@@ -29,7 +32,12 @@ export async function startTestControlPlane(
   database: Database,
   env: Record<string, string> = {},
 ): Promise<TestControlPlane> {
-  const config = loadControlPlaneConfig({ GATEHOUSE_CONTROL_PLANE_PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', ...env });
+  const config = loadControlPlaneConfig({
+    GATEHOUSE_CONTROL_PLANE_PORT: '0',
+    GATEHOUSE_LOG_LEVEL: 'silent',
+    GATEHOUSE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    ...env,
+  });
   const app = await buildControlPlane(config, { database, logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') });
   const url = await app.listen();
   const existing = app.bootstrap;

@@ -83,7 +83,7 @@ describe('gatehouse start (embedded database)', () => {
     expect(await viewer(second.url, first.key!)).toBe(200);
     expect(await viewer(second.url, recoveryKey!)).toBe(200);
     expect(await stop(second.child)).toBe(0);
-  });
+  }, 180_000);
 
   it('uses GATEHOUSE_BOOTSTRAP_ADMIN_KEY when given', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
@@ -102,7 +102,7 @@ describe('gatehouse start (embedded database)', () => {
     });
     expect(await viewer(url, given)).toBe(200);
     await stop(child);
-  });
+  }, 120_000);
 
   it('fails fast on bad configuration, naming the variable', () => {
     const bad = spawnSync(TSX, [MAIN, 'start'], { env: env('/tmp/unused', { GATEHOUSE_CONTROL_PLANE_PORT: 'eighty' }), encoding: 'utf8' });
