@@ -6,7 +6,12 @@ import { createHash, randomBytes } from 'node:crypto';
  * much entropy a fast hash is as safe as a slow one and keeps look-ups O(1).
  */
 export const TOKEN_PREFIXES = {
+  /** Admin API keys for the control plane's GraphQL API. */
   adminApiKey: 'gh_admin_',
+  /** API access tokens a headless agent presents to a gateway; scoped to one connection. */
+  accessToken: 'gh_at_',
+  /** Tokens a data plane subscribes to the control plane with. */
+  dataPlane: 'gh_dp_',
 } as const;
 
 export function generateToken(prefix: string): string {
