@@ -1,0 +1,384 @@
+import { z } from 'zod';
+import { computeSnapshotContentHash } from './hash.js';
+import {
+  FEATURE_TYPES,
+  KILL_SWITCH_KINDS,
+  SNAPSHOT_FORMAT_VERSION,
+  type GatewaySnapshot,
+} from './types.js';
+
+/**
+ * Why a data plane refused a snapshot. Stable: the data plane reports it back to the
+ * control plane, which shows it as the data plane's last rejection.
+ * - `INVALID`: not a well-formed snapshot (shape, references, or an internal contradiction);
+ * - `UNSUPPORTED_FORMAT`: a `formatVersion` this code does not read;
+ * - `STALE_VERSION`: not newer than the snapshot already held;
+ * - `HASH_MISMATCH`: `contentHash` does not match the content.
+ */
+export type SnapshotRejectionCode = 'INVALID' | 'UNSUPPORTED_FORMAT' | 'STALE_VERSION' | 'HASH_MISMATCH';
+
+/** A snapshot the data plane will not serve. It keeps serving the one it holds, if any. */
+export class SnapshotRejectedError extends Error {
+  override readonly name = 'SnapshotRejectedError';
+  constructor(
+    readonly code: SnapshotRejectionCode,
+    message: string,
+    /** Individual problems for `INVALID`, each prefixed with its JSON path; at most 20. */
+    readonly issues: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+const MAX_REPORTED_ISSUES = 20;
+
+// Object shapes list their keys in canonical (sorted) order: zod builds its output in
+// shape order, and sorted output lets the content-hash check skip re-sorting.
+const id = z.string().min(1);
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected lowercase hex SHA-256');
+const isoInstant = z.iso.datetime();
+const idList = z.array(id);
+
+const encryptedSecret = z.strictObject({
+  aad: z.string(),
+  alg: z.literal('A256GCM'),
+  ciphertext: z.base64(),
+  iv: z.base64(),
+  keyId: id,
+  tag: z.base64(),
+});
+
+const stringMap = z.record(z.string(), z.string());
+const secretMap = z.record(z.string(), encryptedSecret);
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+const upstream = z.discriminatedUnion('kind', [
+  z.strictObject({
+    allowInsecure: z.boolean(),
+    kind: z.literal('remote'),
+    transport: z.enum(['streamable-http', 'sse']),
+    url: httpUrl,
+  }),
+  z.strictObject({
+    args: z.array(z.string()),
+    command: z.string().min(1),
+    cwd: z.string().min(1).nullable(),
+    env: stringMap,
+    kind: z.literal('managed-stdio'),
+    secretEnv: secretMap,
+  }),
+  z.strictObject({
+    args: z.array(z.string()),
+    command: z.string().min(1),
+    cwd: z.string().min(1).nullable(),
+    env: stringMap,
+    kind: z.literal('managed-http'),
+    secretEnv: secretMap,
+    url: httpUrl,
+  }),
+  z.strictObject({
+    kind: z.literal('workstation'),
+    ownerUserId: id.nullable(),
+  }),
+]);
+
+const upstreamAuth = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('none') }),
+  z.strictObject({
+    headers: z.array(z.strictObject({ name: z.string().min(1), value: encryptedSecret })),
+    identityId: id.nullable(),
+    kind: z.literal('headers'),
+  }),
+  z.strictObject({ identityId: id.nullable(), kind: z.literal('oauth') }),
+  z.strictObject({ kind: z.literal('personal'), method: z.enum(['headers', 'oauth']) }),
+]);
+
+function fieldOverride<T extends z.ZodType>(value: T) {
+  return z.discriminatedUnion('action', [
+    z.strictObject({ action: z.literal('keep') }),
+    z.strictObject({ action: z.literal('replace'), value }),
+    z.strictObject({ action: z.literal('strip') }),
+  ]);
+}
+
+const feature = z.strictObject({
+  name: z.string().min(1),
+  overrides: z
+    .strictObject({
+      annotations: fieldOverride(z.record(z.string(), z.json())),
+      description: fieldOverride(z.string()),
+      title: fieldOverride(z.string()),
+    })
+    .optional(),
+  pinnedHash: hex64.optional(),
+  upstreamName: z.string().min(1),
+  withheld: z.enum(['PIN_MISMATCH', 'FLAGGED']).optional(),
+});
+
+const featureList = z.array(feature);
+const provisioningMode = z.enum(['ALLOW_ALL', 'ALLOW_SELECTED', 'BLOCK_ALL', 'UNREVIEWED']);
+
+const assignment = z.strictObject({
+  containerId: id.nullable(),
+  disabledBy: z.array(z.enum(['assignment', 'server', 'container', 'identity'])),
+  enabled: z.boolean(),
+  features: z.strictObject({
+    prompts: featureList,
+    resourceTemplates: featureList,
+    resources: featureList,
+    tools: featureList,
+  }),
+  id,
+  identityScheme: z.enum(['shared', 'personal']),
+  namespacePrefix: z.string(),
+  provisioning: z.strictObject({
+    prompts: provisioningMode,
+    resourceTemplates: provisioningMode,
+    resources: provisioningMode,
+    tools: provisioningMode,
+  }),
+  serverId: id,
+  serverName: z.string(),
+  upstream,
+  upstreamAuth,
+});
+
+const gateway = z.strictObject({
+  archived: z.boolean(),
+  assignments: z.array(assignment),
+  dataPlaneUrlPath: z.string().startsWith('/mcp/'),
+  enabled: z.boolean(),
+  id,
+  name: z.string(),
+  slug: z.string().min(1),
+});
+
+const access = z.strictObject({
+  connections: z.record(
+    id,
+    z.strictObject({ enabled: z.boolean(), gatewayId: id, hostId: id, userId: id.nullable() }),
+  ),
+  hosts: z.record(id, z.strictObject({ enabled: z.boolean(), name: z.string() })),
+  teams: z.record(id, z.strictObject({ enabled: z.boolean(), gatewayIds: idList })),
+  tokens: z.record(
+    hex64,
+    z.strictObject({
+      connectionId: id,
+      enabled: z.boolean(),
+      expiresAt: isoInstant.nullable(),
+      gatewayId: id,
+      hostId: id,
+      tokenId: id,
+    }),
+  ),
+  users: z.record(
+    id,
+    z.strictObject({
+      enabled: z.boolean(),
+      state: z.enum(['invited', 'active', 'deactivated']),
+      teamIds: idList,
+    }),
+  ),
+});
+
+const killSwitches = z.strictObject({
+  assignment: idList,
+  connection: idList,
+  container: idList,
+  gateway: idList,
+  host: idList,
+  identity: idList,
+  server: idList,
+  user: idList,
+  workspace: idList,
+});
+
+/** The shape of a snapshot as zod checks it; `parseGatewaySnapshot` adds cross-checks and the hash. */
+export const gatewaySnapshotSchema: z.ZodType<GatewaySnapshot> = z.strictObject({
+  access,
+  contentHash: hex64,
+  formatVersion: z.literal(SNAPSHOT_FORMAT_VERSION),
+  gateways: z.array(gateway),
+  generatedAt: isoInstant,
+  killSwitches,
+  rules: z.array(z.never()),
+  version: z.int().min(1),
+  workspace: z.strictObject({ enabled: z.boolean(), name: z.string() }),
+  workspaceId: id,
+});
+
+/** Options of {@link parseGatewaySnapshot}. */
+export interface ParseGatewaySnapshotOptions {
+  /** Deep-freeze the result so nothing can change it after it is swapped in. Default true. */
+  readonly freeze?: boolean;
+}
+
+/**
+ * Parses untrusted JSON (already `JSON.parse`d) into a snapshot a data plane may serve:
+ * checks the format version, the shape, internal consistency (references resolve,
+ * names are unique per gateway, flags agree with their reasons) and the content hash.
+ * Throws {@link SnapshotRejectedError}; never returns a partly valid snapshot.
+ */
+export function parseGatewaySnapshot(input: unknown, options: ParseGatewaySnapshotOptions = {}): GatewaySnapshot {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new SnapshotRejectedError('INVALID', 'a snapshot must be a JSON object');
+  }
+  const formatVersion = (input as { formatVersion?: unknown }).formatVersion;
+  if (formatVersion !== SNAPSHOT_FORMAT_VERSION) {
+    if (typeof formatVersion === 'number') {
+      throw new SnapshotRejectedError(
+        'UNSUPPORTED_FORMAT',
+        `snapshot format ${formatVersion} is not supported; this data plane reads format ${SNAPSHOT_FORMAT_VERSION}`,
+      );
+    }
+    throw new SnapshotRejectedError('INVALID', 'a snapshot must carry a numeric formatVersion');
+  }
+
+  const parsed = gatewaySnapshotSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => `${formatPath(issue.path)}: ${issue.message}`);
+    throw new SnapshotRejectedError('INVALID', `snapshot is malformed: ${issues[0] ?? 'unknown problem'}`, issues);
+  }
+  const snapshot = parsed.data;
+
+  const inconsistencies = findInconsistencies(snapshot);
+  if (inconsistencies.length > 0) {
+    throw new SnapshotRejectedError(
+      'INVALID',
+      `snapshot is inconsistent: ${inconsistencies[0]}`,
+      inconsistencies.slice(0, MAX_REPORTED_ISSUES),
+    );
+  }
+
+  const actual = computeSnapshotContentHash(snapshot);
+  if (actual !== snapshot.contentHash) {
+    throw new SnapshotRejectedError(
+      'HASH_MISMATCH',
+      `snapshot ${snapshot.workspaceId}@${snapshot.version} declares content hash ${snapshot.contentHash} but its content hashes to ${actual}`,
+    );
+  }
+  return options.freeze === false ? snapshot : deepFreeze(snapshot);
+}
+
+/**
+ * Refuses `incoming` unless it is for the same workspace as `current` and strictly
+ * newer. With no current snapshot, anything valid is newer.
+ */
+export function assertNewer(current: GatewaySnapshot | null | undefined, incoming: GatewaySnapshot): void {
+  if (!current) return;
+  if (incoming.workspaceId !== current.workspaceId) {
+    throw new SnapshotRejectedError(
+      'INVALID',
+      `snapshot is for workspace ${incoming.workspaceId}, not ${current.workspaceId}`,
+    );
+  }
+  if (incoming.version <= current.version) {
+    throw new SnapshotRejectedError(
+      'STALE_VERSION',
+      `snapshot version ${incoming.version} is not newer than the version held, ${current.version}`,
+    );
+  }
+}
+
+/** `parseGatewaySnapshot` then `assertNewer`: what a data plane runs on every snapshot it receives. */
+export function acceptGatewaySnapshot(
+  current: GatewaySnapshot | null | undefined,
+  input: unknown,
+  options?: ParseGatewaySnapshotOptions,
+): GatewaySnapshot {
+  const incoming = parseGatewaySnapshot(input, options);
+  assertNewer(current, incoming);
+  return incoming;
+}
+
+/** Cross-checks zod cannot express; each problem as `path: message`. */
+function findInconsistencies(snapshot: GatewaySnapshot): string[] {
+  const problems: string[] = [];
+  const report = (path: string, message: string) => {
+    if (problems.length < MAX_REPORTED_ISSUES) problems.push(`${path}: ${message}`);
+  };
+
+  const workspaceKilled = snapshot.killSwitches.workspace.includes(snapshot.workspaceId);
+  if (snapshot.workspace.enabled === workspaceKilled) {
+    report('workspace.enabled', 'disagrees with killSwitches.workspace');
+  }
+
+  const gatewayIds = new Set<string>();
+  const slugs = new Set<string>();
+  snapshot.gateways.forEach((gateway, g) => {
+    const at = `gateways[${g}]`;
+    if (gatewayIds.has(gateway.id)) report(`${at}.id`, `duplicate gateway id ${gateway.id}`);
+    gatewayIds.add(gateway.id);
+    if (slugs.has(gateway.slug)) report(`${at}.slug`, `duplicate gateway slug ${gateway.slug}`);
+    slugs.add(gateway.slug);
+    if (gateway.dataPlaneUrlPath !== `/mcp/${gateway.slug}`) report(`${at}.dataPlaneUrlPath`, `must be /mcp/${gateway.slug}`);
+    if (gateway.archived && gateway.assignments.length > 0) report(`${at}.assignments`, 'an archived gateway has none');
+
+    const entries = new Set<string>();
+    const names = FEATURE_TYPES.map(() => new Set<string>());
+    gateway.assignments.forEach((assignment, a) => {
+      const assignmentAt = `${at}.assignments[${a}]`;
+      const entry = `${assignment.id}\u0000${assignment.serverId}`;
+      if (entries.has(entry)) report(assignmentAt, `duplicate assignment ${assignment.id} for server ${assignment.serverId}`);
+      entries.add(entry);
+      if (assignment.enabled !== (assignment.disabledBy.length === 0)) {
+        report(`${assignmentAt}.enabled`, 'disagrees with disabledBy');
+      }
+      FEATURE_TYPES.forEach((featureType, t) => {
+        const seen = names[t]!;
+        assignment.features[featureType].forEach((feature, f) => {
+          if (seen.has(feature.name)) {
+            report(`${assignmentAt}.features.${featureType}[${f}].name`, `${feature.name} is exposed twice on gateway ${gateway.slug}`);
+          }
+          seen.add(feature.name);
+        });
+      });
+    });
+  });
+
+  const { hosts, connections, tokens, users, teams } = snapshot.access;
+  for (const [connectionId, connection] of Object.entries(connections)) {
+    const at = `access.connections.${connectionId}`;
+    if (!Object.hasOwn(hosts, connection.hostId)) report(`${at}.hostId`, `unknown host ${connection.hostId}`);
+    if (!gatewayIds.has(connection.gatewayId)) report(`${at}.gatewayId`, `unknown gateway ${connection.gatewayId}`);
+    if (connection.userId !== null && !Object.hasOwn(users, connection.userId)) {
+      report(`${at}.userId`, `unknown user ${connection.userId}`);
+    }
+  }
+  for (const [tokenHash, token] of Object.entries(tokens)) {
+    const at = `access.tokens.${tokenHash}`;
+    const connection = Object.hasOwn(connections, token.connectionId) ? connections[token.connectionId] : undefined;
+    if (!connection) {
+      report(`${at}.connectionId`, `unknown connection ${token.connectionId}`);
+    } else if (connection.gatewayId !== token.gatewayId || connection.hostId !== token.hostId) {
+      report(at, `gatewayId and hostId must be those of connection ${token.connectionId}`);
+    }
+  }
+  for (const [userId, user] of Object.entries(users)) {
+    for (const teamId of user.teamIds) {
+      if (!Object.hasOwn(teams, teamId)) report(`access.users.${userId}.teamIds`, `unknown team ${teamId}`);
+    }
+  }
+  for (const [teamId, team] of Object.entries(teams)) {
+    for (const gatewayId of team.gatewayIds) {
+      if (!gatewayIds.has(gatewayId)) report(`access.teams.${teamId}.gatewayIds`, `unknown gateway ${gatewayId}`);
+    }
+  }
+  for (const kind of KILL_SWITCH_KINDS) {
+    const ids = snapshot.killSwitches[kind];
+    if (new Set(ids).size !== ids.length) report(`killSwitches.${kind}`, 'lists an id twice');
+  }
+  return problems;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '$';
+  for (const segment of path) out += typeof segment === 'number' ? `[${segment}]` : `.${String(segment)}`;
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  for (const key of Object.keys(value)) deepFreeze((value as { [key: string]: unknown })[key]);
+  return Object.freeze(value);
+}
