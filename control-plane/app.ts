@@ -8,6 +8,7 @@ import { EventBus } from './events/event-bus.js';
 import { Vault } from './identities/vault.js';
 import { GRAPHQL_PATH, createGraphQLHandler } from './graphql/server.js';
 import { createLogger, type Logger } from './logger.js';
+import { DiscoveryScheduler } from './servers/discovery-scheduler.js';
 import { createServices, type Services } from './services.js';
 import { bootstrapIfEmpty, type BootstrapResult } from './workspaces/bootstrap.js';
 
@@ -54,7 +55,16 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     }
     const events = new EventBus(database, logger);
     await events.start();
-    const services = createServices(database, events, vault);
+    const services = createServices(database, events, vault, {
+      discoveryTimeoutMs: config.discoveryTimeoutMs,
+      logger,
+      dataPlanePublicUrl: config.dataPlanePublicUrl,
+    });
+    const discoveryScheduler =
+      config.discoveryIntervalSeconds > 0
+        ? new DiscoveryScheduler(services.discovery, logger, { intervalMs: config.discoveryIntervalSeconds * 1000 })
+        : undefined;
+    await services.snapshots.start();
     const graphql = createGraphQLHandler(config, services, logger);
 
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -90,6 +100,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
         const { port } = server.address() as AddressInfo;
         const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
         baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+        discoveryScheduler?.start();
         return baseUrl;
       },
       url() {
@@ -98,8 +109,10 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       },
       async close() {
         await stopWebSockets();
+        await discoveryScheduler?.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await services.snapshots.stop();
         await events.stop();
         if (ownsDatabase) await database.close();
       },

@@ -21,6 +21,8 @@ export interface ControlPlaneConfig {
   readonly migrateOnStart: boolean;
   /** Vault keyring `[id:]key[,…]`; unset generates one into `<dataDir>/encryption-key`. */
   readonly encryptionKey: string | undefined;
+  /** Base URL MCP clients reach data planes at; gateway URLs are `<this>/mcp/<slug>`. */
+  readonly dataPlanePublicUrl: string;
   /** Use this admin key for the bootstrap owner key instead of generating one. */
   readonly bootstrapAdminKey: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -30,6 +32,10 @@ export interface ControlPlaneConfig {
   readonly maxQueryDepth: number;
   /** Highest estimated cost (fields × requested page sizes) an operation may have. Default 20000. */
   readonly maxQueryCost: number;
+  /** Seconds between periodic feature discoveries of every enabled server. Default 3600; 0 disables. */
+  readonly discoveryIntervalSeconds: number;
+  /** Deadline of one discovery (start, initialize and every list), in milliseconds. Default 15000. */
+  readonly discoveryTimeoutMs: number;
 }
 
 export interface ConfigVariable {
@@ -47,12 +53,15 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { env: 'GATEHOUSE_CONTROL_PLANE_PORT', flag: '--port', description: 'control-plane (GraphQL) port; 0 picks a free one', default: '4000' },
   { env: 'GATEHOUSE_PUBLIC_URL', flag: '--public-url', description: 'external base URL of the control plane', default: 'http://localhost:<port>' },
   { env: 'GATEHOUSE_MIGRATE', flag: '--no-migrate', description: 'apply pending migrations on start (true|false)', default: 'true' },
+  { env: 'GATEHOUSE_DATA_PLANE_PUBLIC_URL', description: 'base URL MCP clients reach the data plane at', default: 'http://localhost:4001' },
   { env: 'GATEHOUSE_BOOTSTRAP_ADMIN_KEY', description: 'owner API key to create on an empty database instead of a generated one' },
   { env: 'GATEHOUSE_ENCRYPTION_KEY', description: 'vault keyring [id:]key[,[id:]key...] of 32-byte base64/hex keys; the first seals', default: 'generated into the data dir' },
   { env: 'GATEHOUSE_LOG_LEVEL', flag: '--log-level', description: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },
   { env: 'GATEHOUSE_GRAPHIQL', description: 'serve GraphiQL (true|false)', default: 'true unless NODE_ENV=production' },
   { env: 'GATEHOUSE_MAX_QUERY_DEPTH', description: 'maximum GraphQL selection depth', default: '12' },
   { env: 'GATEHOUSE_MAX_QUERY_COST', description: 'maximum estimated GraphQL operation cost', default: '20000' },
+  { env: 'GATEHOUSE_DISCOVERY_INTERVAL_SECONDS', description: 'seconds between periodic feature discoveries of every server; 0 disables', default: '3600' },
+  { env: 'GATEHOUSE_DISCOVERY_TIMEOUT_MS', description: 'deadline of one feature discovery in milliseconds', default: '15000' },
 ];
 
 export class ConfigError extends Error {
@@ -119,6 +128,10 @@ export function loadControlPlaneConfig(
   if (publicUrl !== undefined && !URL.canParse(publicUrl)) {
     throw new ConfigError('GATEHOUSE_PUBLIC_URL', `not a URL: "${publicUrl}"`);
   }
+  const dataPlanePublicUrl = (env.GATEHOUSE_DATA_PLANE_PUBLIC_URL || 'http://localhost:4001').replace(/\/+$/, '');
+  if (!URL.canParse(dataPlanePublicUrl)) {
+    throw new ConfigError('GATEHOUSE_DATA_PLANE_PUBLIC_URL', `not a URL: "${dataPlanePublicUrl}"`);
+  }
   const level = logLevel.safeParse(env.GATEHOUSE_LOG_LEVEL ?? 'info');
   if (!level.success) {
     throw new ConfigError('GATEHOUSE_LOG_LEVEL', `expected one of ${logLevel.options.join(', ')}`);
@@ -139,10 +152,13 @@ export function loadControlPlaneConfig(
     migrateOnStart: bool('GATEHOUSE_MIGRATE', env.GATEHOUSE_MIGRATE, true),
     bootstrapAdminKey,
     encryptionKey: env.GATEHOUSE_ENCRYPTION_KEY || undefined,
+    dataPlanePublicUrl,
     logLevel: level.data,
     graphiql: bool('GATEHOUSE_GRAPHIQL', env.GATEHOUSE_GRAPHIQL, env.NODE_ENV !== 'production'),
     maxQueryDepth: int('GATEHOUSE_MAX_QUERY_DEPTH', env.GATEHOUSE_MAX_QUERY_DEPTH, 12, 2, 100),
     maxQueryCost: int('GATEHOUSE_MAX_QUERY_COST', env.GATEHOUSE_MAX_QUERY_COST, 20000, 10, 10_000_000),
+    discoveryIntervalSeconds: int('GATEHOUSE_DISCOVERY_INTERVAL_SECONDS', env.GATEHOUSE_DISCOVERY_INTERVAL_SECONDS, 3600, 0, 604_800),
+    discoveryTimeoutMs: int('GATEHOUSE_DISCOVERY_TIMEOUT_MS', env.GATEHOUSE_DISCOVERY_TIMEOUT_MS, 15_000, 100, 600_000),
     ...overrides,
   };
   return Object.freeze(config);

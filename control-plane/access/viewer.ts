@@ -11,6 +11,11 @@ export interface Viewer {
   readonly apiKeyId: string | null;
   readonly roleId: string;
   readonly capabilities: ReadonlySet<string>;
+  /**
+   * Set when the caller is a data plane (actor `data_plane:<id>`): it holds only the
+   * internal `snapshots.receive` capability and may call only the snapshot operations.
+   */
+  readonly dataPlaneId?: string;
 }
 
 export function can(viewer: Viewer, capability: string): boolean {

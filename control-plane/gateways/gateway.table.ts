@@ -23,7 +23,8 @@ export interface GatewayTeamTable {
   team_id: string;
 }
 
-export type ProvisioningMode = 'ALLOW_ALL' | 'ALLOW_SELECTED' | 'BLOCK_ALL';
+/** `UNREVIEWED` is the fail-closed default of a new assignment: it exposes nothing. */
+export type ProvisioningMode = 'ALLOW_ALL' | 'ALLOW_SELECTED' | 'BLOCK_ALL' | 'UNREVIEWED';
 export type FeatureTypeKey = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
 
 export interface FeatureProvisioning {

@@ -5,6 +5,10 @@ import '../workspaces/workspace.graphql.js';
 import '../access/access.graphql.js';
 import '../people/user.graphql.js';
 import '../api-keys/api-key.graphql.js';
+import '../servers/server.graphql.js';
+import '../gateways/gateway.graphql.js';
+import '../hosts/host.graphql.js';
+import '../data-planes/data-plane.graphql.js';
 
 let schema: GraphQLSchema | undefined;
 

@@ -5,9 +5,11 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Viewer } from '../access/viewer.js';
+import { useDataPlaneOperations } from '../data-planes/use-data-plane-operations.js';
 import type { ControlPlaneConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
+import { TOKEN_PREFIXES } from '../shared/tokens.js';
 import { createLoaders, type Context } from './context.js';
 import { formatExecutionError, useDomainErrors } from './errors-plugin.js';
 import { useOperationLimits } from './operation-limits.js';
@@ -36,6 +38,11 @@ async function authenticate(services: Services, authorization: unknown): Promise
   }
   const match = BEARER.exec(authorization);
   if (!match) throw unauthenticated('malformed Authorization header: expected "Bearer <admin API key>"');
+  if (match[1]!.startsWith(TOKEN_PREFIXES.dataPlane)) {
+    const dataPlane = await services.dataPlanes.authenticate(match[1]!);
+    if (!dataPlane) throw unauthenticated('the data-plane token is unknown or revoked');
+    return dataPlane;
+  }
   const viewer = await services.apiKeys.authenticate(match[1]!);
   if (!viewer) throw unauthenticated('the API key is unknown or revoked');
   return viewer;
@@ -90,6 +97,7 @@ export function createGraphQLHandler(config: ControlPlaneConfig, services: Servi
     plugins: [
       useOperationLimits({ maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost }),
       useDomainErrors(logger),
+      useDataPlaneOperations(),
     ],
   });
 

@@ -241,6 +241,23 @@ export class ServerService {
     return out;
   }
 
+  /** Containers each server belongs to, in one statement. */
+  async containersByServerIds(workspaceId: string, ids: readonly string[]): Promise<Map<string, ServerContainerRow[]>> {
+    const out = new Map<string, ServerContainerRow[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return out;
+    const rows = await this.database.db
+      .selectFrom('server_container_members as m')
+      .innerJoin('server_containers as c', (j) => j.onRef('c.id', '=', 'm.container_id').onRef('c.workspace_id', '=', 'm.workspace_id'))
+      .selectAll('c')
+      .select('m.server_id')
+      .where('m.workspace_id', '=', workspaceId)
+      .where('m.server_id', 'in', ids)
+      .orderBy('c.name')
+      .execute();
+    for (const { server_id, ...container } of rows) out.get(server_id)?.push(container);
+    return out;
+  }
+
   async createContainer(viewer: Viewer, rawInput: unknown): Promise<ServerContainerRow> {
     requireCapability(viewer, 'servers.manage');
     const input = parseInput(containerInput, rawInput);

@@ -43,24 +43,45 @@ export interface CompileGatewaySnapshotOptions {
   readonly generatedAt: Date | string;
 }
 
-/** One reason a workspace cannot be compiled. Every problem is collected before throwing. */
+/**
+ * Two or more features would be exposed under one name on one gateway. Not an error:
+ * discovery can cause it at any time (an upstream adds a name another assignment already
+ * exposes), and refusing to publish would also hold back every later change, kill
+ * switches included. The compiler withholds every claimant as `NAME_COLLISION` and
+ * reports the collision as a diagnostic; mutations refuse to create one in the first place.
+ */
+export interface FeatureNameCollision {
+  readonly code: 'FEATURE_NAME_COLLISION';
+  readonly message: string;
+  readonly gatewayId: string;
+  readonly gatewaySlug: string;
+  readonly featureType: FeatureType;
+  /** The name all of them would be exposed as. */
+  readonly name: string;
+  /** Every feature claiming the name, in assignment order. */
+  readonly features: readonly {
+    readonly assignmentId: string;
+    readonly serverId: string;
+    readonly upstreamName: string;
+  }[];
+}
+
+/** Something the compiler worked around and an admin should hear about. */
+export type SnapshotCompileDiagnostic = FeatureNameCollision;
+
+/** A snapshot and what was withheld to make it. */
+export interface CompiledGatewaySnapshot {
+  readonly snapshot: GatewaySnapshot;
+  /** Empty when nothing needed working around. */
+  readonly diagnostics: readonly SnapshotCompileDiagnostic[];
+}
+
+/**
+ * One reason a workspace cannot be compiled. Every problem is collected before throwing.
+ * Rows that came out of the database cannot cause these (foreign keys and unique
+ * constraints rule them out); they guard against sources built by hand or a broken repository.
+ */
 export type SnapshotCompileProblem =
-  | {
-      /** Two features would be exposed under one name on one gateway. */
-      readonly code: 'FEATURE_NAME_COLLISION';
-      readonly message: string;
-      readonly gatewayId: string;
-      readonly gatewaySlug: string;
-      readonly featureType: FeatureType;
-      /** The name both would be exposed as. */
-      readonly name: string;
-      /** Every feature claiming the name, in assignment order. */
-      readonly features: readonly {
-        readonly assignmentId: string;
-        readonly serverId: string;
-        readonly upstreamName: string;
-      }[];
-    }
   | {
       /** A row points at a row that is not in the source. */
       readonly code: 'UNKNOWN_REFERENCE';
@@ -102,13 +123,22 @@ export class SnapshotCompileError extends Error {
  * Compiles one workspace's rows into the snapshot data planes enforce. Pure: the same
  * source and options give the same snapshot, byte for byte, and nothing outside the
  * arguments is read. Fails closed: a feature is exposed only when an admin provisioned
- * it and discovery has seen it, and is withheld when its pin no longer matches.
- * Throws {@link SnapshotCompileError}.
+ * it and discovery has seen it, and is withheld when its pin no longer matches or its
+ * name collides. Throws {@link SnapshotCompileError}; see
+ * {@link compileGatewaySnapshotWithDiagnostics} for what was withheld.
  *
  * Runs in time linear in the rows (plus sorting); objects are built with their keys in
  * canonical order so hashing the result needs no re-sorting.
  */
 export function compileGatewaySnapshot(source: SnapshotSource, options: CompileGatewaySnapshotOptions): GatewaySnapshot {
+  return compileGatewaySnapshotWithDiagnostics(source, options).snapshot;
+}
+
+/** {@link compileGatewaySnapshot}, also returning the name collisions it withheld. */
+export function compileGatewaySnapshotWithDiagnostics(
+  source: SnapshotSource,
+  options: CompileGatewaySnapshotOptions,
+): CompiledGatewaySnapshot {
   if (!Number.isSafeInteger(options.version) || options.version < 1) {
     throw new RangeError(`options.version must be a positive integer, got ${options.version}`);
   }
@@ -123,7 +153,7 @@ export function compileGatewaySnapshot(source: SnapshotSource, options: CompileG
   if (compiler.problems.length > 0) throw new SnapshotCompileError(compiler.problems);
 
   const contentHash = computeSnapshotContentHash(content);
-  return {
+  const snapshot: GatewaySnapshot = {
     access: content.access,
     contentHash,
     formatVersion: content.formatVersion,
@@ -135,6 +165,7 @@ export function compileGatewaySnapshot(source: SnapshotSource, options: CompileG
     workspace: content.workspace,
     workspaceId: content.workspaceId,
   };
+  return { snapshot, diagnostics: compiler.diagnostics };
 }
 
 /** Discovered features of one server and type, sorted by name, plus a lazy name index. */
@@ -157,6 +188,7 @@ const DISABLED_BY_ORDER: readonly AssignmentDisabledBy[] = ['assignment', 'serve
 
 class Compiler {
   readonly problems: SnapshotCompileProblem[] = [];
+  readonly diagnostics: SnapshotCompileDiagnostic[] = [];
   private readonly servers = new Map<string, SourceServer>();
   private readonly containers = new Map<string, { disabled: boolean; memberIds: string[] }>();
   private readonly discovered = new Map<string, DiscoveredByType>();
@@ -324,11 +356,18 @@ class Compiler {
       const featureType = FEATURE_TYPES[t]!;
       for (const [name, owners] of claimed[t]!) {
         if (typeof owners === 'number') continue;
-        const claims = owners.map((index) => {
+        const claims: ClaimedName[] = [];
+        // An index appears twice when one entry (a container member) claims the name twice.
+        for (const index of new Set(owners)) {
           const entry = compiled[index]!;
-          const feature = entry.features[featureType].find((f) => f.name === name)!;
-          return { assignmentId: entry.id, serverId: entry.serverId, upstreamName: feature.upstreamName };
-        });
+          const list = entry.features[featureType] as SnapshotFeature[];
+          for (let f = 0; f < list.length; f++) {
+            const feature = list[f]!;
+            if (feature.name !== name) continue;
+            claims.push({ assignmentId: entry.id, serverId: entry.serverId, upstreamName: feature.upstreamName });
+            list[f] = withheldAs(feature, 'NAME_COLLISION');
+          }
+        }
         this.collision(gatewayId, gatewaySlug, featureType, name, claims);
       }
     }
@@ -591,9 +630,9 @@ class Compiler {
     const who = features
       .map((f) => `assignment ${f.assignmentId} (server ${f.serverId}, upstream \`${f.upstreamName}\`)`)
       .join(' and ');
-    this.problems.push({
+    this.diagnostics.push({
       code: 'FEATURE_NAME_COLLISION',
-      message: `${FEATURE_NOUNS[featureType]} \`${name}\` is exposed twice on gateway \`${gatewaySlug}\`: by ${who}; give one assignment another namespace prefix or provision only one of them`,
+      message: `${FEATURE_NOUNS[featureType]} \`${name}\` is exposed twice on gateway \`${gatewaySlug}\`: by ${who}; both are withheld until one assignment gets another namespace prefix or only one of them is provisioned`,
       gatewayId,
       gatewaySlug,
       featureType,
@@ -613,6 +652,17 @@ class Compiler {
   private invalid(from: string, message: string): void {
     this.problems.push({ code: 'INVALID_ROW', message, from });
   }
+}
+
+/** The feature, withheld for `reason`; keys stay in canonical order. */
+function withheldAs(feature: SnapshotFeature, reason: WithheldReason): SnapshotFeature {
+  return {
+    name: feature.name,
+    ...(feature.overrides !== undefined && { overrides: feature.overrides }),
+    ...(feature.pinnedHash !== undefined && { pinnedHash: feature.pinnedHash }),
+    upstreamName: feature.upstreamName,
+    withheld: reason,
+  };
 }
 
 /** FEATURE_TYPES in canonical key order, so feature-set objects are built sorted. */

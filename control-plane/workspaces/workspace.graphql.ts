@@ -18,6 +18,7 @@ export const Workspace = builder.node(WorkspaceRef, {
     name: t.exposeString('name'),
     dateFormat: t.field({ type: DateFormat, resolve: (w) => w.date_format as (typeof DATE_FORMATS)[number] }),
     timeFormat: t.field({ type: TimeFormat, resolve: (w) => w.time_format as (typeof TIME_FORMATS)[number] }),
+    disabled: t.exposeBoolean('disabled', { description: 'Kill switch: every data plane refuses every call of a disabled workspace.' }),
     createdAt: t.field({ type: 'DateTime', resolve: (w) => w.created_at }),
     updatedAt: t.field({ type: 'DateTime', resolve: (w) => w.updated_at }),
   }),
@@ -80,6 +81,13 @@ builder.mutationFields((t) => ({
     errors: { types: [...COMMON_ERRORS], dataField: { name: 'workspace' } },
     args: { input: t.arg({ type: UpdateWorkspaceSettingsInput, required: true }) },
     resolve: (_r, { input }, ctx) => ctx.services.workspaces.updateSettings(ctx.viewer, stripNulls(input)),
+  }),
+  setWorkspaceDisabled: t.field({
+    type: Workspace,
+    description: 'Disables (kill switch) or re-enables the whole workspace in every data plane.',
+    errors: { types: [...COMMON_ERRORS], dataField: { name: 'workspace' } },
+    args: { disabled: t.arg.boolean({ required: true }) },
+    resolve: (_r, { disabled }, ctx) => ctx.services.workspaces.setDisabled(ctx.viewer, disabled),
   }),
 }));
 

@@ -102,4 +102,27 @@ export class WorkspaceService {
       return row;
     });
   }
+
+  /**
+   * Workspace kill switch: while set, every data plane refuses every call of the workspace.
+   * The control-plane API keeps working so that an admin can switch it back.
+   */
+  async setDisabled(viewer: Viewer, disabled: boolean): Promise<WorkspaceRow> {
+    requireCapability(viewer, 'workspace.manage_settings');
+    return this.database.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable('workspaces')
+        .set({ disabled, updated_at: new Date() })
+        .where('id', '=', viewer.workspaceId)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError('Workspace', viewer.workspaceId);
+      await recordWorkspaceEvent(trx, viewer.workspaceId, viewer.actor, {
+        type: disabled ? 'workspace.disabled' : 'workspace.enabled',
+        subjectType: 'Workspace',
+        subjectId: row.id,
+      });
+      return row;
+    });
+  }
 }

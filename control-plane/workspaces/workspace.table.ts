@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { StoredSnapshotKey } from '../snapshot/snapshot-key.js';
 
 export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
@@ -9,6 +10,8 @@ export interface WorkspaceTable {
   time_format: Generated<string>;
   /** Workspace kill switch: every data plane refuses every call while set. */
   disabled: Generated<boolean>;
+  /** Key the workspace's snapshot secrets are sealed under for data planes, vault-sealed; set on first publish. */
+  snapshot_key: ColumnType<StoredSnapshotKey | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -43,12 +43,13 @@ export function computeSnapshotContentHash(snapshot: SnapshotContent | GatewaySn
 
 /**
  * The fields of a feature definition that a pin covers, per feature type: identity,
- * human-facing text and schema. A change to any of them is a change an admin must
- * re-approve; annotations, icons and `_meta` are not covered (annotations are metadata
- * admins may override).
+ * human-facing text and schema, and for tools their `annotations` too: a tool that
+ * turns from `readOnlyHint` into `destructiveHint` (or the reverse, to dodge a client's
+ * confirmation) is a rug pull an admin must re-approve. Icons and `_meta` are not
+ * covered, nor annotations of resources and templates (display hints only).
  */
 export const PINNED_FIELDS: { readonly [T in FeatureType]: readonly string[] } = {
-  tools: ['name', 'title', 'description', 'inputSchema', 'outputSchema'],
+  tools: ['name', 'title', 'description', 'inputSchema', 'outputSchema', 'annotations'],
   prompts: ['name', 'title', 'description', 'arguments'],
   resources: ['uri', 'name', 'title', 'description', 'mimeType'],
   resourceTemplates: ['uriTemplate', 'name', 'title', 'description', 'mimeType'],

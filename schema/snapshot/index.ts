@@ -6,3 +6,4 @@ export * from './types.js';
 export * from './hash.js';
 export * from './naming.js';
 export * from './validate.js';
+export * from './secrets.js';

@@ -191,12 +191,21 @@ export interface SnapshotFeature {
 }
 
 /**
+ * - `NAME_COLLISION`: another feature of the same type on the same gateway is exposed
+ *   under the same `name` (discovery drift: an upstream added a name another assignment
+ *   already exposes). Every feature claiming the name is withheld, so neither upstream
+ *   can capture calls meant for the other; an admin resolves it with a prefix or provisioning.
  * - `PIN_MISMATCH`: discovery saw a definition whose hash differs from the pinned one;
  *   an admin must re-approve it.
  * - `FLAGGED`: discovery flagged the definition as suspicious (tool poisoning); an admin
  *   must clear it.
+ *
+ * When several apply, the first in this list wins.
  */
-export type WithheldReason = 'PIN_MISMATCH' | 'FLAGGED';
+export type WithheldReason = 'NAME_COLLISION' | 'PIN_MISMATCH' | 'FLAGGED';
+
+/** Every {@link WithheldReason}, in precedence order. */
+export const WITHHELD_REASONS = ['NAME_COLLISION', 'PIN_MISMATCH', 'FLAGGED'] as const satisfies readonly WithheldReason[];
 
 /** Rewrites of what clients are told about a feature, to correct it or to cut tokens. */
 export interface SnapshotMetadataOverrides {

@@ -4,7 +4,9 @@ import {
   FEATURE_TYPES,
   KILL_SWITCH_KINDS,
   SNAPSHOT_FORMAT_VERSION,
+  WITHHELD_REASONS,
   type GatewaySnapshot,
+  type SnapshotFeature,
 } from './types.js';
 
 /**
@@ -112,7 +114,7 @@ const feature = z.strictObject({
     .optional(),
   pinnedHash: hex64.optional(),
   upstreamName: z.string().min(1),
-  withheld: z.enum(['PIN_MISMATCH', 'FLAGGED']).optional(),
+  withheld: z.enum(WITHHELD_REASONS).optional(),
 });
 
 const featureList = z.array(feature);
@@ -315,7 +317,9 @@ function findInconsistencies(snapshot: GatewaySnapshot): string[] {
     if (gateway.archived && gateway.assignments.length > 0) report(`${at}.assignments`, 'an archived gateway has none');
 
     const entries = new Set<string>();
-    const names = FEATURE_TYPES.map(() => new Set<string>());
+    // Name → the features claiming it, per type; a name may be claimed twice only by
+    // features all withheld as NAME_COLLISION, and such a feature must share its name.
+    const names = FEATURE_TYPES.map(() => new Map<string, { feature: SnapshotFeature; path: string }[]>());
     gateway.assignments.forEach((assignment, a) => {
       const assignmentAt = `${at}.assignments[${a}]`;
       const entry = `${assignment.id}\u0000${assignment.serverId}`;
@@ -327,13 +331,28 @@ function findInconsistencies(snapshot: GatewaySnapshot): string[] {
       FEATURE_TYPES.forEach((featureType, t) => {
         const seen = names[t]!;
         assignment.features[featureType].forEach((feature, f) => {
-          if (seen.has(feature.name)) {
-            report(`${assignmentAt}.features.${featureType}[${f}].name`, `${feature.name} is exposed twice on gateway ${gateway.slug}`);
-          }
-          seen.add(feature.name);
+          const claim = { feature, path: `${assignmentAt}.features.${featureType}[${f}]` };
+          const claims = seen.get(feature.name);
+          if (claims) claims.push(claim);
+          else seen.set(feature.name, [claim]);
         });
       });
     });
+    for (const claimsByName of names) {
+      for (const [name, claims] of claimsByName) {
+        if (claims.length === 1) {
+          if (claims[0]!.feature.withheld === 'NAME_COLLISION') {
+            report(`${claims[0]!.path}.withheld`, `NAME_COLLISION but no other feature on gateway ${gateway.slug} is named ${name}`);
+          }
+          continue;
+        }
+        for (const claim of claims) {
+          if (claim.feature.withheld !== 'NAME_COLLISION') {
+            report(`${claim.path}.name`, `${name} is exposed twice on gateway ${gateway.slug} without being withheld as NAME_COLLISION`);
+          }
+        }
+      }
+    }
   });
 
   const { hosts, connections, tokens, users, teams } = snapshot.access;

@@ -36,6 +36,8 @@ export async function startTestControlPlane(
     GATEHOUSE_CONTROL_PLANE_PORT: '0',
     GATEHOUSE_LOG_LEVEL: 'silent',
     GATEHOUSE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    // Tests discover on demand; a background discovery would race their assertions.
+    GATEHOUSE_DISCOVERY_INTERVAL_SECONDS: '0',
     ...env,
   });
   const app = await buildControlPlane(config, { database, logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') });

@@ -109,7 +109,9 @@ describe('discoverServer against real servers', () => {
 });
 
 describe('discoverServer against misbehaving servers', () => {
-  const TIMEOUT_MS = 2_000;
+  // Generous: a fixture started through tsx can take seconds to boot on a loaded CI machine,
+  // and a boot slower than the deadline would turn a crash into a timeout.
+  const TIMEOUT_MS = 6_000;
   // Discovery may take the timeout plus the stop sequence (stdin close, SIGTERM, SIGKILL).
   const STOP_BUDGET_MS = 2_500;
 

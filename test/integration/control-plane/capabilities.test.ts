@@ -57,6 +57,18 @@ const AREA_PROBES: Record<string, Probe[]> = {
     mutationProbe('workspace.manage_api_keys', 'createApiKey', '(input: { name: "probe", roleId: $a })', () => ({ a: roles.Member })),
   ],
   LOGGING: [queryProbe('logging.view', 'workspaceEvents', '{ edges { node { type } } }')],
+  SERVERS: [
+    mutationProbe('servers.manage', 'createServer', '(input: { name: "probe", remote: { url: "https://mcp.example.com/mcp" } })'),
+    mutationProbe('workspace.manage_settings', 'resealSecrets', ''),
+  ],
+  GATEWAYS: [
+    queryProbe('gateways.view', 'gateways', '{ edges { node { id } } }'),
+    mutationProbe('gateways.manage', 'createGateway', '(input: { name: "probe" })'),
+  ],
+  HOSTS: [
+    queryProbe('hosts.view', 'hosts', '{ edges { node { id } } }'),
+    mutationProbe('hosts.manage', 'createHost', '(input: { name: "probe" })'),
+  ],
 };
 
 async function expectRefused(key: string, probe: Probe) {

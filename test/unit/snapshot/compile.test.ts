@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SnapshotCompileError, compileGatewaySnapshot } from '../../../control-plane/snapshot/compile.js';
+import { SnapshotCompileError, compileGatewaySnapshot, compileGatewaySnapshotWithDiagnostics } from '../../../control-plane/snapshot/compile.js';
 import type { SnapshotSource } from '../../../control-plane/snapshot/source.js';
 import { parseGatewaySnapshot } from '../../../schema/snapshot/index.js';
 import { discovered, richSource } from './fixtures.js';
@@ -44,14 +44,17 @@ describe('compileGatewaySnapshot', () => {
     expect(() => parseGatewaySnapshot(JSON.parse(JSON.stringify(snapshot)))).not.toThrow();
   });
 
-  it('reports every collision on a gateway, naming both assignments and upstream names', () => {
+  it('withholds every feature of a colliding name and reports the collision, naming both claimants', () => {
     const source = richSource();
-    const err = compileError({
-      ...source,
-      discoveredFeatures: [...source.discoveredFeatures, discovered('srv-files', 'tools', 'search', 'f')],
-      assignments: source.assignments.map((a) => ({ ...a, namespacePrefix: '' })),
-    });
-    expect(err.problems).toEqual([
+    const { snapshot, diagnostics } = compileGatewaySnapshotWithDiagnostics(
+      {
+        ...source,
+        discoveredFeatures: [...source.discoveredFeatures, discovered('srv-files', 'tools', 'search', 'f')],
+        assignments: source.assignments.map((a) => ({ ...a, namespacePrefix: '' })),
+      },
+      OPTIONS,
+    );
+    expect(diagnostics).toEqual([
       expect.objectContaining({
         code: 'FEATURE_NAME_COLLISION',
         gatewaySlug: 'eng',
@@ -63,17 +66,25 @@ describe('compileGatewaySnapshot', () => {
         ],
       }),
     ]);
-    expect(err.message).toMatch(/tool `search` is exposed twice on gateway `eng`/);
+    expect(diagnostics[0]!.message).toMatch(/tool `search` is exposed twice on gateway `eng`/);
+    const claimants = snapshot.gateways[0]!.assignments.flatMap((a) => a.features.tools.filter((f) => f.name === 'search'));
+    expect(claimants).toHaveLength(2);
+    for (const feature of claimants) expect(feature.withheld).toBe('NAME_COLLISION');
+    // The rest still publishes, and a data plane accepts it.
+    expect(() => parseGatewaySnapshot(JSON.parse(JSON.stringify(snapshot)))).not.toThrow();
   });
 
   it('detects names that collide only after namespacing', () => {
     const source = richSource();
-    const err = compileError({
-      ...source,
-      discoveredFeatures: [...source.discoveredFeatures, discovered('srv-github', 'tools', 'docs__read_file', 'f')],
-      assignments: source.assignments.map((a) => (a.id === 'asg-github' ? { ...a, namespacePrefix: '' } : a)),
-    });
-    expect(err.problems[0]).toMatchObject({ code: 'FEATURE_NAME_COLLISION', name: 'docs__read_file' });
+    const { diagnostics } = compileGatewaySnapshotWithDiagnostics(
+      {
+        ...source,
+        discoveredFeatures: [...source.discoveredFeatures, discovered('srv-github', 'tools', 'docs__read_file', 'f')],
+        assignments: source.assignments.map((a) => (a.id === 'asg-github' ? { ...a, namespacePrefix: '' } : a)),
+      },
+      OPTIONS,
+    );
+    expect(diagnostics[0]).toMatchObject({ code: 'FEATURE_NAME_COLLISION', name: 'docs__read_file' });
   });
 
   it('does not treat the same name on two gateways, or in two feature types, as a collision', () => {

@@ -2,14 +2,15 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SnapshotCompileError, compileGatewaySnapshot } from '../../../control-plane/snapshot/compile.js';
+import { SnapshotCompileError, compileGatewaySnapshotWithDiagnostics } from '../../../control-plane/snapshot/compile.js';
 import type { SnapshotSource } from '../../../control-plane/snapshot/source.js';
 import { parseGatewaySnapshot } from '../../../schema/snapshot/index.js';
 
 /**
  * Golden cases for the snapshot compiler: each `test/golden/snapshot/<case>.json` holds
- * `{ description, input, expected }`, where `expected` is the compiled snapshot or
- * `{ error }`. `UPDATE_GOLDEN=1 npx vitest run test/unit/snapshot/golden.test.ts`
+ * `{ description, input, expected, diagnostics? }`, where `expected` is the compiled
+ * snapshot or `{ error }`, and `diagnostics` what the compiler withheld (name collisions),
+ * present only when there is any. `UPDATE_GOLDEN=1 npx vitest run test/unit/snapshot/golden.test.ts`
  * rewrites `expected` from the compiler; review the diff before keeping it.
  */
 const GOLDEN_DIR = fileURLToPath(new URL('../../golden/snapshot/', import.meta.url));
@@ -20,14 +21,16 @@ interface GoldenCase {
   description: string;
   input: SnapshotSource;
   expected: unknown;
+  diagnostics?: unknown;
 }
 
-function compileCase(input: SnapshotSource): unknown {
+function compileCase(input: SnapshotSource): { expected: unknown; diagnostics?: unknown } {
   try {
-    return compileGatewaySnapshot(input, OPTIONS);
+    const { snapshot, diagnostics } = compileGatewaySnapshotWithDiagnostics(input, OPTIONS);
+    return { expected: snapshot, ...(diagnostics.length > 0 && { diagnostics }) };
   } catch (err) {
     if (!(err instanceof SnapshotCompileError)) throw err;
-    return { error: { name: err.name, message: err.message, problems: err.problems } };
+    return { expected: { error: { name: err.name, message: err.message, problems: err.problems } } };
   }
 }
 
@@ -45,14 +48,15 @@ describe('snapshot compiler golden cases', () => {
       const filePath = path.join(GOLDEN_DIR, file);
       const golden = JSON.parse(readFileSync(filePath, 'utf8')) as GoldenCase;
       // A JSON round trip, as the snapshot would travel.
-      const actual: unknown = JSON.parse(JSON.stringify(compileCase(golden.input)));
+      const { expected: actual, diagnostics } = JSON.parse(JSON.stringify(compileCase(golden.input))) as { expected: unknown; diagnostics?: unknown };
 
       if (update) {
-        const next = { description: golden.description, input: golden.input, expected: actual };
+        const next = { description: golden.description, input: golden.input, expected: actual, ...(diagnostics !== undefined && { diagnostics }) };
         writeFileSync(filePath, `${JSON.stringify(next, null, 2)}\n`);
         return;
       }
       expect(actual).toEqual(golden.expected);
+      expect(diagnostics).toEqual(golden.diagnostics);
       if (!(typeof actual === 'object' && actual !== null && 'error' in actual)) {
         // What the compiler emits, a data plane accepts.
         expect(() => parseGatewaySnapshot(actual)).not.toThrow();
