@@ -9,6 +9,7 @@ import { description, displayName, parseInput } from '../shared/input.js';
 import type { RoleRow } from './access.table.js';
 import { findCapability } from './capabilities.js';
 import { requireCapabilitiesHeld, requireCapability, type Viewer } from './viewer.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 /** A role still held by users or live API keys cannot be deleted. */
 export class RoleInUseError extends DomainError {
@@ -79,17 +80,13 @@ export class RoleService {
   }
 
   async capabilitiesByRoleIds(workspaceId: string, ids: readonly string[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('role_capabilities')
-      .select(['role_id', 'capability'])
-      .where('workspace_id', '=', workspaceId)
-      .where('role_id', 'in', ids)
-      .orderBy('capability')
-      .execute();
-    for (const r of rows) out.get(r.role_id)?.push(r.capability);
-    return out;
+    return loadGrouped(
+      ids,
+      (batch) =>
+        this.database.db.selectFrom('role_capabilities').select(['role_id', 'capability']).where('workspace_id', '=', workspaceId).where('role_id', 'in', batch).orderBy('capability').execute(),
+      (r) => r.role_id,
+      (r) => r.capability,
+    );
   }
 
   async get(viewer: Viewer, id: string, trx: Kysely<DB> = this.database.db): Promise<RoleRow> {

@@ -10,6 +10,7 @@ import { description, displayName, parseInput } from '../shared/input.js';
 import type { TeamRow } from './access.table.js';
 import type { ListOptions } from './role.service.js';
 import { requireCapability, type Viewer } from './viewer.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 const createInput = z.object({ name: displayName(), description: description.optional() });
 const updateInput = z.object({ name: displayName().optional(), description: description.optional() });
@@ -48,36 +49,40 @@ export class TeamService {
 
   /** Teams of each user, in one statement for any number of users. */
   async teamsByUserIds(workspaceId: string, userIds: readonly string[]): Promise<Map<string, TeamRow[]>> {
-    const out = new Map<string, TeamRow[]>(userIds.map((id) => [id, []]));
-    if (userIds.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('team_members as m')
-      .innerJoin('teams as t', (j) => j.onRef('t.id', '=', 'm.team_id').onRef('t.workspace_id', '=', 'm.workspace_id'))
-      .selectAll('t')
-      .select('m.user_id')
-      .where('m.workspace_id', '=', workspaceId)
-      .where('m.user_id', 'in', userIds)
-      .orderBy('t.name')
-      .execute();
-    for (const { user_id, ...team } of rows) out.get(user_id)?.push(team);
-    return out;
+    return loadGrouped(
+      userIds,
+      (ids) =>
+        this.database.db
+          .selectFrom('team_members as m')
+          .innerJoin('teams as t', (j) => j.onRef('t.id', '=', 'm.team_id').onRef('t.workspace_id', '=', 'm.workspace_id'))
+          .selectAll('t')
+          .select('m.user_id')
+          .where('m.workspace_id', '=', workspaceId)
+          .where('m.user_id', 'in', ids)
+          .orderBy('t.name')
+          .execute(),
+      (r) => r.user_id,
+      ({ user_id: _, ...team }) => team,
+    );
   }
 
   /** Members of each team, in one statement for any number of teams. */
   async membersByTeamIds(workspaceId: string, teamIds: readonly string[]): Promise<Map<string, UserRow[]>> {
-    const out = new Map<string, UserRow[]>(teamIds.map((id) => [id, []]));
-    if (teamIds.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('team_members as m')
-      .innerJoin('users as u', (j) => j.onRef('u.id', '=', 'm.user_id').onRef('u.workspace_id', '=', 'm.workspace_id'))
-      .selectAll('u')
-      .select('m.team_id')
-      .where('m.workspace_id', '=', workspaceId)
-      .where('m.team_id', 'in', teamIds)
-      .orderBy('u.email')
-      .execute();
-    for (const { team_id, ...user } of rows) out.get(team_id)?.push(user);
-    return out;
+    return loadGrouped(
+      teamIds,
+      (ids) =>
+        this.database.db
+          .selectFrom('team_members as m')
+          .innerJoin('users as u', (j) => j.onRef('u.id', '=', 'm.user_id').onRef('u.workspace_id', '=', 'm.workspace_id'))
+          .selectAll('u')
+          .select('m.team_id')
+          .where('m.workspace_id', '=', workspaceId)
+          .where('m.team_id', 'in', ids)
+          .orderBy('u.email')
+          .execute(),
+      (r) => r.team_id,
+      ({ team_id: _, ...user }) => user,
+    );
   }
 
   async create(viewer: Viewer, rawInput: unknown): Promise<TeamRow> {

@@ -10,6 +10,7 @@ import type { FeatureKind, ServerFeatureRow } from '../servers/server.table.js';
 import { parseInput } from '../shared/input.js';
 import { z } from 'zod';
 import type { AssignmentPinRow, AssignmentRow, MetadataOverride, Provisioning, ProvisioningMode } from './gateway.table.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 /** Feature types as the snapshot names them → feature kinds as discovery stores them. */
 export const KIND_OF: Readonly<Record<FeatureType, FeatureKind>> = {
@@ -89,18 +90,12 @@ export class AssignmentService {
 
   /** Assignments of each gateway, in one statement. */
   async byGatewayIds(workspaceId: string, ids: readonly string[]): Promise<Map<string, AssignmentRow[]>> {
-    const out = new Map<string, AssignmentRow[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('assignments')
-      .selectAll()
-      .where('workspace_id', '=', workspaceId)
-      .where('gateway_id', 'in', ids)
-      .orderBy('created_at')
-      .orderBy('id')
-      .execute();
-    for (const r of rows) out.get(r.gateway_id)?.push(r);
-    return out;
+    return loadGrouped(
+      ids,
+      (batch) =>
+        this.database.db.selectFrom('assignments').selectAll().where('workspace_id', '=', workspaceId).where('gateway_id', 'in', batch).orderBy('created_at').orderBy('id').execute(),
+      (r) => r.gateway_id,
+    );
   }
 
   async get(viewer: Viewer, id: string, trx: Kysely<DB> = this.database.db): Promise<AssignmentRow> {

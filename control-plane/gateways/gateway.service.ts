@@ -8,6 +8,7 @@ import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
 import { recordWorkspaceEvent } from '../events/workspace-events.js';
 import { description, displayName, parseInput } from '../shared/input.js';
 import type { GatewayRow } from './gateway.table.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 export const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const slug = z.string().regex(SLUG, 'must be 1-63 lowercase letters, digits and inner hyphens');
@@ -63,16 +64,12 @@ export class GatewayService {
 
   /** Teams each gateway is provisioned to, in one statement. */
   async teamIdsByGatewayIds(workspaceId: string, ids: readonly string[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('gateway_teams')
-      .select(['gateway_id', 'team_id'])
-      .where('workspace_id', '=', workspaceId)
-      .where('gateway_id', 'in', ids)
-      .execute();
-    for (const r of rows) out.get(r.gateway_id)?.push(r.team_id);
-    return out;
+    return loadGrouped(
+      ids,
+      (batch) => this.database.db.selectFrom('gateway_teams').select(['gateway_id', 'team_id']).where('workspace_id', '=', workspaceId).where('gateway_id', 'in', batch).execute(),
+      (r) => r.gateway_id,
+      (r) => r.team_id,
+    );
   }
 
   async create(viewer: Viewer, rawInput: unknown): Promise<GatewayRow> {

@@ -10,6 +10,7 @@ import { recordWorkspaceEvent } from '../events/workspace-events.js';
 import { description, displayName, parseInput } from '../shared/input.js';
 import { TOKEN_PREFIXES, generateToken, hashToken, tokenDisplayPrefix } from '../shared/tokens.js';
 import type { AccessTokenRow, ConnectionRow, HostRow } from './host.table.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 export const HOST_KINDS = ['agent', 'app'] as const;
 
@@ -94,34 +95,21 @@ export class HostService {
 
   /** Connections of each host, in one statement for any number of hosts. */
   async connectionsByHostIds(workspaceId: string, hostIds: readonly string[]): Promise<Map<string, ConnectionRow[]>> {
-    const out = new Map<string, ConnectionRow[]>(hostIds.map((id) => [id, []]));
-    if (hostIds.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('connections')
-      .selectAll()
-      .where('workspace_id', '=', workspaceId)
-      .where('host_id', 'in', hostIds)
-      .orderBy('name')
-      .orderBy('id')
-      .execute();
-    for (const row of rows) out.get(row.host_id)?.push(row);
-    return out;
+    return loadGrouped(
+      hostIds,
+      (ids) => this.database.db.selectFrom('connections').selectAll().where('workspace_id', '=', workspaceId).where('host_id', 'in', ids).orderBy('name').orderBy('id').execute(),
+      (row) => row.host_id,
+    );
   }
 
   /** Tokens of each connection, revoked ones included, newest first; one statement. */
   async accessTokensByConnectionIds(workspaceId: string, connectionIds: readonly string[]): Promise<Map<string, AccessTokenRow[]>> {
-    const out = new Map<string, AccessTokenRow[]>(connectionIds.map((id) => [id, []]));
-    if (connectionIds.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('access_tokens')
-      .selectAll()
-      .where('workspace_id', '=', workspaceId)
-      .where('connection_id', 'in', connectionIds)
-      .orderBy('created_at', 'desc')
-      .orderBy('id')
-      .execute();
-    for (const row of rows) out.get(row.connection_id)?.push(row);
-    return out;
+    return loadGrouped(
+      connectionIds,
+      (ids) =>
+        this.database.db.selectFrom('access_tokens').selectAll().where('workspace_id', '=', workspaceId).where('connection_id', 'in', ids).orderBy('created_at', 'desc').orderBy('id').execute(),
+      (row) => row.connection_id,
+    );
   }
 
   async create(viewer: Viewer, rawInput: unknown): Promise<HostRow> {

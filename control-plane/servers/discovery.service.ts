@@ -11,6 +11,7 @@ import { DiscoveryError, discoverServer, type DiscoveryErrorCode, type Discovery
 import { diffFeatures, type DiscoveredFeature, type JsonObject } from './feature-hash.js';
 import type { ListOptions, ServerService } from './server.service.js';
 import type { DiscoveryRunRow, FeatureChange, ServerFeatureRow, ServerRow } from './server.table.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 /**
  * Why a discovery run failed: the transport-level codes of {@link DiscoveryErrorCode}, plus
@@ -118,18 +119,11 @@ export class DiscoveryService {
 
   /** Stored features of each server, ordered by kind then name, in one statement. */
   async featuresByServerIds(workspaceId: string, serverIds: readonly string[]): Promise<Map<string, ServerFeatureRow[]>> {
-    const out = new Map<string, ServerFeatureRow[]>(serverIds.map((id) => [id, []]));
-    if (serverIds.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('server_features')
-      .selectAll()
-      .where('workspace_id', '=', workspaceId)
-      .where('server_id', 'in', serverIds)
-      .orderBy('kind')
-      .orderBy('name')
-      .execute();
-    for (const row of rows) out.get(row.server_id)?.push(row);
-    return out;
+    return loadGrouped(
+      serverIds,
+      (ids) => this.database.db.selectFrom('server_features').selectAll().where('workspace_id', '=', workspaceId).where('server_id', 'in', ids).orderBy('kind').orderBy('name').execute(),
+      (row) => row.server_id,
+    );
   }
 
   /** Discovery runs of one server, newest first. */

@@ -18,6 +18,7 @@ import {
   type UpdateServerInput,
 } from './server-input.js';
 import type { SealedSecret, ServerContainerRow, ServerRow, ServerTable } from './server.table.js';
+import { loadGrouped } from '../shared/grouped.js';
 
 export interface ListOptions {
   readonly limit: number;
@@ -226,36 +227,40 @@ export class ServerService {
 
   /** Servers of each container, in one statement. */
   async serversByContainerIds(workspaceId: string, ids: readonly string[]): Promise<Map<string, ServerRow[]>> {
-    const out = new Map<string, ServerRow[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('server_container_members as m')
-      .innerJoin('servers as s', (j) => j.onRef('s.id', '=', 'm.server_id').onRef('s.workspace_id', '=', 'm.workspace_id'))
-      .selectAll('s')
-      .select('m.container_id')
-      .where('m.workspace_id', '=', workspaceId)
-      .where('m.container_id', 'in', ids)
-      .orderBy('s.name')
-      .execute();
-    for (const { container_id, ...server } of rows) out.get(container_id)?.push(server);
-    return out;
+    return loadGrouped(
+      ids,
+      (batch) =>
+        this.database.db
+          .selectFrom('server_container_members as m')
+          .innerJoin('servers as s', (j) => j.onRef('s.id', '=', 'm.server_id').onRef('s.workspace_id', '=', 'm.workspace_id'))
+          .selectAll('s')
+          .select('m.container_id')
+          .where('m.workspace_id', '=', workspaceId)
+          .where('m.container_id', 'in', batch)
+          .orderBy('s.name')
+          .execute(),
+      (r) => r.container_id,
+      ({ container_id: _, ...server }) => server,
+    );
   }
 
   /** Containers each server belongs to, in one statement. */
   async containersByServerIds(workspaceId: string, ids: readonly string[]): Promise<Map<string, ServerContainerRow[]>> {
-    const out = new Map<string, ServerContainerRow[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    const rows = await this.database.db
-      .selectFrom('server_container_members as m')
-      .innerJoin('server_containers as c', (j) => j.onRef('c.id', '=', 'm.container_id').onRef('c.workspace_id', '=', 'm.workspace_id'))
-      .selectAll('c')
-      .select('m.server_id')
-      .where('m.workspace_id', '=', workspaceId)
-      .where('m.server_id', 'in', ids)
-      .orderBy('c.name')
-      .execute();
-    for (const { server_id, ...container } of rows) out.get(server_id)?.push(container);
-    return out;
+    return loadGrouped(
+      ids,
+      (batch) =>
+        this.database.db
+          .selectFrom('server_container_members as m')
+          .innerJoin('server_containers as c', (j) => j.onRef('c.id', '=', 'm.container_id').onRef('c.workspace_id', '=', 'm.workspace_id'))
+          .selectAll('c')
+          .select('m.server_id')
+          .where('m.workspace_id', '=', workspaceId)
+          .where('m.server_id', 'in', batch)
+          .orderBy('c.name')
+          .execute(),
+      (r) => r.server_id,
+      ({ server_id: _, ...container }) => container,
+    );
   }
 
   async createContainer(viewer: Viewer, rawInput: unknown): Promise<ServerContainerRow> {
