@@ -127,7 +127,9 @@ export function createGraphQLHandler(config: ControlPlaneConfig, services: Servi
               socket: ctx.extra.socket,
               params,
               viewer: ctx.extra.viewer,
+              // POST: yoga refuses mutations on a GET request, and graphql-ws carries mutations too.
               request: new Request('http://localhost/graphql', {
+                method: 'POST',
                 headers: { 'x-request-id': randomUUID() },
               }),
             });

@@ -83,7 +83,10 @@ describe('nested list queries', () => {
     await grow(30, 6);
     const large = await statementsFor(NESTED);
     expect(large.users).toBeGreaterThan(small.users * 5);
-    expect(large.statements).toBe(small.statements);
+    // The same loader used at two depths (a user's role, a team member's role) batches into
+    // one statement or two depending on whether both levels resolve in the same tick, so the
+    // count may differ by one between runs; it never grows with the rows (N+1 would add 30+).
+    expect(Math.abs(large.statements - small.statements)).toBeLessThanOrEqual(1);
     // Authentication, three root lists and one statement per relation level.
     expect(large.statements).toBeLessThanOrEqual(12);
   });
