@@ -1,0 +1,117 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolveDataPlaneConfig, type DataPlaneConfigInput } from './config.js';
+import { silentLogger, type DataPlaneLogger } from './logger.js';
+import { createMcpEndpoint } from './mcp/http-endpoint.js';
+import { GATEHOUSE_VERSION } from './mcp/protocol.js';
+import type { CompiledSnapshot } from './snapshot/compiled-snapshot.js';
+import type { SnapshotSource } from './snapshot/snapshot-source.js';
+import { UpstreamPool } from './upstream/upstream-pool.js';
+
+export interface DataPlaneDeps {
+  /** Where snapshots come from: the push-channel client, or an in-memory source. */
+  readonly snapshots: SnapshotSource;
+  readonly logger?: DataPlaneLogger;
+  /** Epoch milliseconds; injectable for token expiry and session age. Default `Date.now`. */
+  readonly clock?: () => number;
+}
+
+export interface DataPlane {
+  readonly server: Server;
+  readonly pool: UpstreamPool;
+  /** Listens on the configured host and port (0: a free one) and returns the base URL. */
+  listen(): Promise<{ url: string; port: number }>;
+  /** Stops accepting, drops open connections and closes every upstream (stopping managed processes). */
+  close(): Promise<void>;
+}
+
+const MCP_PATH = /^\/mcp\/([^/]+)\/?$/;
+
+/**
+ * Builds a data plane: the MCP endpoint at `/mcp/<gateway-slug>`, `/healthz` and
+ * `/readyz`, enforcing whatever snapshot `deps.snapshots` holds. Nothing listens until
+ * `listen()`.
+ */
+export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlaneDeps): DataPlane {
+  const config = resolveDataPlaneConfig(configInput);
+  const logger = deps.logger ?? silentLogger();
+  const clock = deps.clock ?? Date.now;
+  const pool = new UpstreamPool({ clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION }, logger });
+  const handleMcp = createMcpEndpoint({ config, snapshots: deps.snapshots, pool, logger, clock });
+
+  // Entries a new snapshot dropped or changed lose their upstream session (and process).
+  const unsubscribe = deps.snapshots.onChange((next) => {
+    pool.retain(upstreamKeysOf(next)).catch((error: unknown) => logger.warn({ err: error }, 'closing stale upstreams failed'));
+  });
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, 'unhandled error in the data plane');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal error"}');
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/readyz') return readyz(res);
+    const match = MCP_PATH.exec(path);
+    if (!match) return json(res, 404, { error: `no route for ${path}; MCP gateways are served at /mcp/<gateway-slug>` });
+    let slug: string;
+    try {
+      slug = decodeURIComponent(match[1]!);
+    } catch {
+      return json(res, 404, { error: 'the gateway slug is not valid percent-encoding' });
+    }
+    await handleMcp(req, res, slug);
+  }
+
+  function readyz(res: ServerResponse): void {
+    const current = deps.snapshots.current();
+    const link = deps.snapshots.link?.() ?? { state: 'local' as const };
+    if (!current) return json(res, 503, { status: 'no-snapshot', link, message: 'no gateway snapshot received yet; every call is refused' });
+    json(res, 200, {
+      status: link.state === 'disconnected' ? 'degraded' : 'ready',
+      workspaceId: current.workspaceId,
+      snapshotVersion: current.version,
+      link,
+    });
+  }
+
+  return {
+    server,
+    pool,
+    async listen() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const { port } = server.address() as AddressInfo;
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      return { url: `http://${host}:${port}`, port };
+    },
+    async close() {
+      unsubscribe();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await pool.close();
+    },
+  };
+}
+
+function upstreamKeysOf(compiled: CompiledSnapshot): Set<string> {
+  const keys = new Set<string>();
+  for (const gateway of compiled.gatewaysBySlug.values()) for (const entry of gateway.entries) keys.add(entry.upstreamKey);
+  return keys;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}

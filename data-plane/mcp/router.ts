@@ -1,0 +1,128 @@
+import { McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
+import type { FeatureType } from '../../schema/snapshot/index.js';
+import type { DataPlaneLogger } from '../logger.js';
+import type { Admission } from '../policy/admit.js';
+import { resolveFeature, resolveResource, type LivePinCheck, type RoutedFeature } from '../policy/provisioning.js';
+import type { StageResult } from '../policy/refusal.js';
+import { UpstreamError } from '../upstream/upstream-error.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import { listAcrossGateway, pinKey } from './aggregate.js';
+import { JSON_RPC_ERRORS, RpcError } from './json-rpc.js';
+
+export interface RouteContext {
+  readonly admission: Admission;
+  readonly pool: UpstreamPool;
+  /** Per-upstream deadline of list fan-outs. */
+  readonly listTimeoutMs: number;
+  /** Per-upstream timeout of targeted calls. */
+  readonly callTimeoutMs: number;
+  readonly logger: DataPlaneLogger;
+}
+
+/** Upstream failures as JSON-RPC codes, in the server range beside the policy codes. */
+export const UPSTREAM_RPC_CODES = { UPSTREAM_TIMEOUT: -32061, other: -32060 } as const;
+
+const LIST_METHODS: { readonly [method: string]: FeatureType } = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+};
+
+/** MCP methods this gateway knows of but does not serve yet: told apart from typos in the message. */
+const NOT_YET = new Set([
+  'completion/complete',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'logging/setLevel',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+]);
+
+/**
+ * Answers one admitted request (anything but `initialize`, which the endpoint answers
+ * because it issues the session). Throws {@link RpcError} for every refusal.
+ */
+export async function routeRequest(method: string, params: Record<string, unknown> | undefined, context: RouteContext): Promise<Result> {
+  const { admission } = context;
+  const listType = LIST_METHODS[method];
+  if (listType) {
+    return listAcrossGateway(listType, admission.compiled, admission.gateway, context.pool, context.listTimeoutMs, context.logger);
+  }
+  switch (method) {
+    case 'ping':
+      return {};
+    case 'tools/call':
+      return forward(method, params, 'name', resolveFeature(admission.gateway, 'tools', requireString(params, 'name'), livePins(context, 'tools')), context);
+    case 'prompts/get':
+      return forward(method, params, 'name', resolveFeature(admission.gateway, 'prompts', requireString(params, 'name'), livePins(context, 'prompts')), context);
+    case 'resources/read': {
+      const uri = requireString(params, 'uri');
+      const routed = resolveResource(admission.gateway, uri, (exposed) => livePins(context, exposed.featureType)(exposed));
+      const result = await forward(method, params, 'uri', routed, context);
+      return renameReadContents(result, routed.ok ? routed.value.upstreamName : uri, uri);
+    }
+    default:
+      if (NOT_YET.has(method)) throw new RpcError(JSON_RPC_ERRORS.METHOD_NOT_FOUND, `method "${method}" is not supported by this gateway yet`);
+      throw new RpcError(JSON_RPC_ERRORS.METHOD_NOT_FOUND, `method "${method}" does not exist`);
+  }
+}
+
+function livePins(context: RouteContext, featureType: FeatureType): LivePinCheck {
+  return (exposed) =>
+    exposed.feature.pinnedHash !== undefined &&
+    (context.pool.peek(exposed.entry.upstreamKey)?.livePinMismatches.has(pinKey(featureType, exposed.feature.upstreamName)) ?? false);
+}
+
+async function forward(
+  method: string,
+  params: Record<string, unknown> | undefined,
+  nameKey: string,
+  routed: StageResult<RoutedFeature>,
+  context: RouteContext,
+): Promise<Result> {
+  if (!routed.ok) throw new RpcError(routed.rpcCode, routed.message, { code: routed.code, ...routed.detail });
+  const { exposed, upstreamName } = routed.value;
+  const connection = context.pool.get(exposed.entry, context.admission.compiled.secretKeys);
+  try {
+    return await connection.request(method, { ...params, [nameKey]: upstreamName }, { timeoutMs: context.callTimeoutMs });
+  } catch (error) {
+    throw toRpcError(error);
+  }
+}
+
+/** An upstream failure as the JSON-RPC error the client gets. */
+export function toRpcError(error: unknown): RpcError {
+  if (error instanceof RpcError) return error;
+  if (error instanceof UpstreamError) {
+    const code = error.code === 'UPSTREAM_TIMEOUT' ? UPSTREAM_RPC_CODES.UPSTREAM_TIMEOUT : UPSTREAM_RPC_CODES.other;
+    return new RpcError(code, error.message, { code: error.code, server: error.serverName });
+  }
+  if (error instanceof McpError) {
+    // The upstream's own error, relayed with its code. The SDK prefixes "MCP error <code>: ".
+    return new RpcError(error.code, error.message.replace(/^MCP error -?\d+: /, ''), error.data);
+  }
+  throw error;
+}
+
+function requireString(params: Record<string, unknown> | undefined, key: string): string {
+  const value = params?.[key];
+  if (typeof value !== 'string' || value === '') {
+    throw new RpcError(JSON_RPC_ERRORS.INVALID_PARAMS, `params.${key} must be a non-empty string`);
+  }
+  return value;
+}
+
+/** `resources/read` contents carry the upstream URI; the client asked for the namespaced one. */
+function renameReadContents(result: Result, upstreamUri: string, exposedUri: string): Result {
+  const contents = (result as { contents?: unknown }).contents;
+  if (!Array.isArray(contents) || upstreamUri === exposedUri) return result;
+  return {
+    ...result,
+    contents: contents.map((content: unknown) =>
+      typeof content === 'object' && content !== null && (content as { uri?: unknown }).uri === upstreamUri ? { ...content, uri: exposedUri } : content,
+    ),
+  };
+}
