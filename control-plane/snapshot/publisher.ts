@@ -56,6 +56,8 @@ interface WorkspaceState {
   dirty: boolean;
   /** Message of the last recorded compile failure, so a failure is recorded once, not per event. */
   lastFailure: string | undefined;
+  /** When the last publish finished (epoch ms); a quiet workspace publishes without waiting. */
+  lastRunEndedAt: number;
 }
 
 type Listener = (announcement: { version: number }) => void;
@@ -301,13 +303,21 @@ export class SnapshotPublisher {
     this.schedule(event.workspaceId);
   }
 
-  /** Trailing debounce per workspace, bounded by `maxDelayMs` from the first event of a burst. */
+  /**
+   * Publishes at once when the workspace has been quiet (a lone kill switch should not wait
+   * out a debounce); otherwise a trailing debounce, bounded by `maxDelayMs` from the first
+   * event of a burst. Events that arrive while a publish runs fold into one follow-up.
+   */
   private schedule(workspaceId: string): void {
     if (this.stopped) return;
     const state = this.state(workspaceId);
     state.dirty = true;
     if (state.running) return;
     const now = Date.now();
+    if (state.timer === undefined && now - state.lastRunEndedAt >= this.debounceMs) {
+      state.timer = setTimeout(() => this.run(workspaceId), 0);
+      return;
+    }
     state.firstEventAt ??= now;
     clearTimeout(state.timer);
     const delay = Math.max(0, Math.min(this.debounceMs, state.firstEventAt + this.maxDelayMs - now));
@@ -324,6 +334,7 @@ export class SnapshotPublisher {
       .catch((err) => this.options.logger?.error({ err, workspaceId }, 'snapshot publish failed'))
       .finally(() => {
         state.running = undefined;
+        state.lastRunEndedAt = Date.now();
         if (state.dirty) {
           state.dirty = false;
           this.schedule(workspaceId);
@@ -334,7 +345,7 @@ export class SnapshotPublisher {
   private state(workspaceId: string): WorkspaceState {
     let state = this.states.get(workspaceId);
     if (!state) {
-      state = { timer: undefined, firstEventAt: undefined, running: undefined, dirty: false, lastFailure: undefined };
+      state = { timer: undefined, firstEventAt: undefined, running: undefined, dirty: false, lastFailure: undefined, lastRunEndedAt: 0 };
       this.states.set(workspaceId, state);
     }
     return state;
