@@ -54,7 +54,8 @@ export function snapshotKeyAad(workspaceId: string, snapshotKeyId: string): stri
 
 /**
  * Seals one snapshot secret under a snapshot key, **deterministically**: the IV is the
- * first 12 bytes of HMAC-SHA256(key, aad ‖ 0x00 ‖ plaintext), so recompiling unchanged
+ * first 12 bytes of HMAC-SHA256(K', aad ‖ 0x00 ‖ plaintext), K' = HKDF-SHA256(key, info
+ * 'gatehouse-snapshot-secret-iv'), so recompiling unchanged
  * secrets yields identical ciphertexts and an unchanged content hash. Reuse of an IV
  * happens only for an identical (aad, plaintext) pair, which then encrypts to the same
  * ciphertext and reveals nothing more than that equality (the SIV construction).
@@ -62,7 +63,9 @@ export function snapshotKeyAad(workspaceId: string, snapshotKeyId: string): stri
  */
 export function sealSnapshotSecret(key: Uint8Array, keyId: string, plaintext: string, aad: string): EncryptedSecret {
   assertKey(key);
-  const iv = createHmac('sha256', key).update(aad, 'utf8').update('\u0000', 'utf8').update(plaintext, 'utf8').digest().subarray(0, 12);
+  // The IV comes from a MAC key derived from (not equal to) the encryption key: one key, one primitive.
+  const macKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'gatehouse-snapshot-secret-iv', 32));
+  const iv = createHmac('sha256', macKey).update(aad, 'utf8').update('\u0000', 'utf8').update(plaintext, 'utf8').digest().subarray(0, 12);
   return encrypt(key, keyId, iv, plaintext, aad);
 }
 
