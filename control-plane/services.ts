@@ -6,6 +6,7 @@ import type { EventBus } from './events/event-bus.js';
 import { AssignmentService } from './gateways/assignment.service.js';
 import { GatewayService } from './gateways/gateway.service.js';
 import { HostService } from './hosts/host.service.js';
+import { IdentityService } from './identities/identity.service.js';
 import type { Vault } from './identities/vault.js';
 import type { Logger } from './logger.js';
 import { UserService } from './people/user.service.js';
@@ -26,6 +27,7 @@ export interface Services {
   readonly apiKeys: ApiKeyService;
   readonly hosts: HostService;
   readonly vault: Vault;
+  readonly identities: IdentityService;
   readonly servers: ServerService;
   readonly discovery: DiscoveryService;
   readonly gateways: GatewayService;
@@ -60,6 +62,7 @@ export function createServices(database: Database, events: EventBus, vault: Vaul
     apiKeys: new ApiKeyService(database, roles),
     hosts: new HostService(database),
     vault,
+    identities: new IdentityService(database),
     servers,
     discovery: new DiscoveryService(database, servers, {
       ...(options.discoveryTimeoutMs !== undefined && { timeoutMs: options.discoveryTimeoutMs }),

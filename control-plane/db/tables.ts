@@ -3,6 +3,7 @@ import type { RoleCapabilityTable, RoleTable, TeamMemberTable, TeamTable } from 
 import type { DataPlaneTable } from '../data-planes/data-plane.table.js';
 import type { AssignmentPinTable, AssignmentTable, GatewayTable, GatewayTeamTable } from '../gateways/gateway.table.js';
 import type { AccessTokenTable, ConnectionTable, HostTable } from '../hosts/host.table.js';
+import type { IdentityTable } from '../identities/identity.table.js';
 import type { UserTable } from '../people/user.table.js';
 import type {
   DiscoveryRunTable,
@@ -29,6 +30,7 @@ export interface DB {
   server_container_members: ServerContainerMemberTable;
   server_features: ServerFeatureTable;
   discovery_runs: DiscoveryRunTable;
+  identities: IdentityTable;
   gateways: GatewayTable;
   gateway_teams: GatewayTeamTable;
   assignments: AssignmentTable;

@@ -4,6 +4,7 @@ import type { Viewer } from '../access/viewer.js';
 import type { PinView } from '../gateways/assignment.service.js';
 import type { AssignmentRow, GatewayRow } from '../gateways/gateway.table.js';
 import type { AccessTokenRow, ConnectionRow, HostRow } from '../hosts/host.table.js';
+import type { IdentityRow } from '../identities/identity.table.js';
 import type { Logger } from '../logger.js';
 import type { UserRow } from '../people/user.table.js';
 import type { ServerContainerRow, ServerFeatureRow, ServerRow } from '../servers/server.table.js';
@@ -35,6 +36,9 @@ export interface Loaders {
   readonly hostConnections: DataLoader<string, ConnectionRow[]>;
   /** Every token of a connection, revoked ones included. */
   readonly connectionAccessTokens: DataLoader<string, AccessTokenRow[]>;
+  readonly identity: DataLoader<string, IdentityRow | null>;
+  /** Keyed by server id: the server's shared identity, or null when it has no header auth. */
+  readonly sharedIdentity: DataLoader<string, IdentityRow | null>;
 }
 
 export interface Context {
@@ -109,6 +113,11 @@ export function createLoaders(services: Services, workspaceId: string): Loaders 
     connectionAccessTokens: new DataLoader(async (ids) => {
       const map = await services.hosts.accessTokensByConnectionIds(workspaceId, ids);
       return ids.map((id) => map.get(id) ?? []);
+    }),
+    identity: new DataLoader(async (ids) => byId(ids, await services.identities.byIds(workspaceId, ids))),
+    sharedIdentity: new DataLoader(async (ids) => {
+      const map = await services.identities.sharedByServerIds(workspaceId, ids);
+      return ids.map((id) => map.get(id) ?? null);
     }),
   };
 }

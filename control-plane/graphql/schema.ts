@@ -6,6 +6,7 @@ import '../access/access.graphql.js';
 import '../people/user.graphql.js';
 import '../api-keys/api-key.graphql.js';
 import '../servers/server.graphql.js';
+import '../identities/identity.graphql.js';
 import '../gateways/gateway.graphql.js';
 import '../hosts/host.graphql.js';
 import '../data-planes/data-plane.graphql.js';

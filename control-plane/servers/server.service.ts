@@ -6,6 +6,7 @@ import type { Database } from '../db/database.js';
 import type { DB } from '../db/tables.js';
 import { ConflictError, NotFoundError, ValidationError, isUniqueViolation } from '../errors.js';
 import { recordWorkspaceEvent } from '../events/workspace-events.js';
+import { syncSharedIdentity } from '../identities/identity.service.js';
 import type { Vault } from '../identities/vault.js';
 import { description, displayName, parseInput } from '../shared/input.js';
 import {
@@ -93,6 +94,7 @@ export class ServerService {
         .values({ id, workspace_id: viewer.workspaceId, ...this.serialize(write) } as Insertable<ServerTable>)
         .returningAll()
         .executeTakeFirstOrThrow();
+      await syncSharedIdentity(trx, viewer, row);
       await this.event(trx, viewer, 'server.created', id, { name: row.name, kind: row.kind, transport: row.transport });
       return row;
     });
@@ -118,6 +120,7 @@ export class ServerService {
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
+      await syncSharedIdentity(trx, viewer, row);
       await this.event(trx, viewer, 'server.updated', id, { fields: Object.keys(input) });
       return row;
     });

@@ -28,7 +28,7 @@ const FEATURE_TYPES_BY_NAME: ReadonlySet<string> = new Set(Object.values(FEATURE
 
 /**
  * Reads everything the compiler needs about one workspace: one statement per table, each
- * filtered on the workspace, whatever the workspace's size (15 statements). Run it inside
+ * filtered on the workspace, whatever the workspace's size (16 statements). Run it inside
  * a transaction for a consistent read. Secrets leave here already sealed for data planes.
  */
 export async function loadSnapshotSource(db: Kysely<DB>, workspaceId: string, sealer: SnapshotSealer): Promise<SnapshotSource> {
@@ -63,6 +63,8 @@ export async function loadSnapshotSource(db: Kysely<DB>, workspaceId: string, se
   const users = await db.selectFrom('users').select(['id', 'state']).where('workspace_id', '=', workspaceId).execute();
   const teamMembers = await db.selectFrom('team_members').select(['team_id', 'user_id']).where('workspace_id', '=', workspaceId).execute();
   const teams = await db.selectFrom('teams').select(['id', 'disabled']).where('workspace_id', '=', workspaceId).execute();
+  const identities = await db.selectFrom('identities').select(['id', 'server_id', 'kind', 'disabled']).where('workspace_id', '=', workspaceId).execute();
+  const sharedIdentityOf = new Map(identities.filter((i) => i.kind === 'shared').map((i) => [i.server_id, i.id]));
 
   const teamIdsByUser = new Map<string, string[]>();
   for (const m of teamMembers) {
@@ -73,7 +75,7 @@ export async function loadSnapshotSource(db: Kysely<DB>, workspaceId: string, se
 
   return {
     workspace: { id: workspace.id, name: workspace.name, disabled: workspace.disabled },
-    servers: servers.map((server) => toSourceServer(server, sealer)),
+    servers: servers.map((server) => toSourceServer(server, sharedIdentityOf.get(server.id) ?? null, sealer)),
     containers: containers.map((c) => ({ id: c.id, name: c.name, disabled: c.disabled })),
     containerMembers: members.map((m) => ({ containerId: m.container_id, serverId: m.server_id })),
     // Discovery stores no suspicion verdict yet; `flagged` arrives with rug-pull alerts.
@@ -97,8 +99,7 @@ export async function loadSnapshotSource(db: Kysely<DB>, workspaceId: string, se
     })),
     metadataOverrides: assignments.flatMap((a) => toSourceOverrides(a.id, a.metadata_overrides)),
     pins: pins.map((p) => ({ assignmentId: p.assignment_id, featureType: FEATURE_TYPE_OF[p.kind], name: p.name, approvedHash: p.pinned_hash })),
-    // Vault identities are a later issue: no identity can be switched off yet.
-    identities: [],
+    identities: identities.map((i) => ({ id: i.id, disabled: i.disabled })),
     hosts: hosts.map((h) => ({ id: h.id, name: h.name, disabled: h.disabled })),
     connections: connections.map((c) => ({ id: c.id, hostId: c.host_id, gatewayId: c.gateway_id, userId: c.user_id, disabled: c.disabled })),
     accessTokens: tokens.map((t) => ({ id: t.id, connectionId: t.connection_id, tokenHash: t.token_hash, expiresAt: t.expires_at, revoked: t.revoked_at !== null })),
@@ -108,7 +109,7 @@ export async function loadSnapshotSource(db: Kysely<DB>, workspaceId: string, se
   };
 }
 
-function toSourceServer(server: ServerRow, sealer: SnapshotSealer): SourceServer {
+function toSourceServer(server: ServerRow, sharedIdentityId: string | null, sealer: SnapshotSealer): SourceServer {
   const seal = (field: 'header' | 'env', secrets: Record<string, SealedSecret>) => {
     const out: { [name: string]: EncryptedSecret } = {};
     for (const [name, sealed] of Object.entries(secrets)) out[name] = sealer.reseal(sealed, serverSecretContext(server.id, field, name));
@@ -126,9 +127,9 @@ function toSourceServer(server: ServerRow, sealer: SnapshotSealer): SourceServer
   let auth: SourceServerAuth;
   if (server.auth_kind === 'headers') {
     const headers = seal('header', server.auth_headers);
-    auth = { kind: 'headers', identityId: null, headers: Object.entries(headers).map(([name, value]) => ({ name, value })) };
+    auth = { kind: 'headers', identityId: sharedIdentityId, headers: Object.entries(headers).map(([name, value]) => ({ name, value })) };
   } else if (server.auth_kind === 'oauth') {
-    auth = { kind: 'oauth', identityId: null };
+    auth = { kind: 'oauth', identityId: sharedIdentityId };
   } else {
     auth = { kind: 'none' };
   }

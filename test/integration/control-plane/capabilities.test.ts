@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeGlobalId } from '../../../control-plane/graphql/global-id.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { keyWithRole, ok, roleIds, startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane.js';
 
@@ -64,6 +66,11 @@ const AREA_PROBES: Record<string, Probe[]> = {
   GATEWAYS: [
     queryProbe('gateways.view', 'gateways', '{ edges { node { id } } }'),
     mutationProbe('gateways.manage', 'createGateway', '(input: { name: "probe" })'),
+  ],
+  IDENTITIES: [
+    queryProbe('identities.view', 'identities', '{ edges { node { id } } }'),
+    // The capability is checked before the identity is looked up, so any well-formed ID probes it.
+    mutationProbe('identities.manage', 'setIdentityDisabled', '(id: $a, disabled: true)', () => ({ a: encodeGlobalId('Identity', randomUUID()) })),
   ],
   HOSTS: [
     queryProbe('hosts.view', 'hosts', '{ edges { node { id } } }'),
