@@ -5,7 +5,7 @@ import { silentLogger, type DataPlaneLogger } from './logger.js';
 import { createMcpEndpoint } from './mcp/http-endpoint.js';
 import { GATEHOUSE_VERSION } from './mcp/protocol.js';
 import type { CompiledSnapshot } from './snapshot/compiled-snapshot.js';
-import type { SnapshotSource } from './snapshot/snapshot-source.js';
+import type { SnapshotLinkState, SnapshotSource } from './snapshot/snapshot-source.js';
 import { UpstreamPool } from './upstream/upstream-pool.js';
 
 export interface DataPlaneDeps {
@@ -69,13 +69,24 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
 
   function readyz(res: ServerResponse): void {
     const current = deps.snapshots.current();
-    const link = deps.snapshots.link?.() ?? { state: 'local' as const };
-    if (!current) return json(res, 503, { status: 'no-snapshot', link, message: 'no gateway snapshot received yet; every call is refused' });
+    const state = deps.snapshots.link?.() ?? { state: 'local' as const };
+    const link = describeLink(state);
+    if (!current) {
+      const why = state.state === 'disconnected' ? `; control plane unreachable since ${link.since}: ${state.reason}` : '';
+      return json(res, 503, { status: 'no-snapshot', link, message: `no gateway snapshot received yet; every call is refused${why}` });
+    }
+    const serving = `serving snapshot v${current.version}`;
     json(res, 200, {
-      status: link.state === 'disconnected' ? 'degraded' : 'ready',
+      status: state.state === 'disconnected' ? 'degraded' : 'ready',
       workspaceId: current.workspaceId,
       snapshotVersion: current.version,
       link,
+      message:
+        state.state === 'disconnected'
+          ? `serving last good snapshot v${current.version}, control plane unreachable since ${link.since} (${state.reason})`
+          : state.state === 'connected'
+            ? `${serving}, connected to the control plane since ${link.since}`
+            : serving,
     });
   }
 
@@ -109,6 +120,19 @@ function upstreamKeysOf(compiled: CompiledSnapshot): Set<string> {
   const keys = new Set<string>();
   for (const gateway of compiled.gatewaysBySlug.values()) for (const entry of gateway.entries) keys.add(entry.upstreamKey);
   return keys;
+}
+
+/** The link state with its times as ISO strings, for people reading `/readyz`. */
+function describeLink(link: SnapshotLinkState): Record<string, string | undefined> {
+  if (link.state === 'local') return { state: 'local' };
+  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+  return {
+    state: link.state,
+    since: iso(link.since),
+    ...(link.state === 'disconnected' ? { reason: link.reason } : {}),
+    lastContactAt: iso(link.lastContactAt),
+    lastError: link.lastError,
+  };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

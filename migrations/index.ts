@@ -3,6 +3,7 @@ import * as m0001 from './0001_foundation.js';
 import * as m0002 from './0002_gateways_and_snapshots.js';
 import * as m0003 from './0003_snapshot_keys.js';
 import * as m0004 from './0004_identities.js';
+import * as m0005 from './0005_data_plane_names.js';
 
 /**
  * Every migration in the order it applies. Forward-only: a released migration is never
@@ -13,4 +14,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0002_gateways_and_snapshots': m0002,
   '0003_snapshot_keys': m0003,
   '0004_identities': m0004,
+  '0005_data_plane_names': m0005,
 });

@@ -1,12 +1,19 @@
 import { acceptSnapshot, type CompiledSnapshot } from './compiled-snapshot.js';
 
-/** How the data plane's link to its snapshot supplier stands, for `/readyz`. */
+/** How the data plane's link to its snapshot supplier stands, for `/readyz`. Times are epoch ms. */
 export type SnapshotLinkState =
   /** Snapshots are supplied in-process (tests, one-process mode); there is no link to lose. */
   | { readonly state: 'local' }
-  | { readonly state: 'connected'; readonly since: number }
-  /** The control plane is unreachable: the last good snapshot is still enforced. */
-  | { readonly state: 'disconnected'; readonly since: number; readonly reason: string };
+  | ({ readonly state: 'connected'; readonly since: number } & SnapshotLinkHistory)
+  /** The control plane is unreachable (since `since`): the last good snapshot is still enforced. */
+  | ({ readonly state: 'disconnected'; readonly since: number; readonly reason: string } & SnapshotLinkHistory);
+
+export interface SnapshotLinkHistory {
+  /** The last message received from the control plane (delivery, acknowledgement, pong). */
+  readonly lastContactAt?: number;
+  /** The last failure of the link, cleared when it reconnects. */
+  readonly lastError?: string;
+}
 
 /**
  * Where the data plane gets its snapshots. The endpoint reads `current()` once per

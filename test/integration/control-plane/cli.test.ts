@@ -17,7 +17,7 @@ afterAll(() => {
 /** Embedded mode: no DATABASE_URL, whatever the run uses. */
 function env(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const { DATABASE_URL: _ignored, ...rest } = process.env;
-  return { ...rest, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_CONTROL_PLANE_PORT: '0', GATEHOUSE_LOG_LEVEL: 'warn', ...extra };
+  return { ...rest, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_CONTROL_PLANE_PORT: '0', GATEHOUSE_DATA_PLANE_PORT: '0', GATEHOUSE_LOG_LEVEL: 'warn', ...extra };
 }
 
 /** Starts `gatehouse start` and resolves once it printed its URLs. */
@@ -63,6 +63,13 @@ describe('gatehouse start (embedded database)', () => {
     dirs.push(dataDir);
     const first = await start(dataDir);
     expect(first.output).toContain('Gatehouse control plane is up');
+    // The data plane runs in the same process, fed over the push channel, and says where.
+    const dataPlaneUrl = /Data plane:\s+(http:\S+)/.exec(first.output)?.[1];
+    expect(dataPlaneUrl).toBeTruthy();
+    expect(first.output).toContain('serving snapshot v1');
+    const ready = await fetch(`${dataPlaneUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', snapshotVersion: 1, link: { state: 'connected' } });
     expect(first.key).toMatch(/^gh_admin_/);
     const keyFile = path.join(dataDir, 'bootstrap-admin-key');
     expect(readFileSync(keyFile, 'utf8').trim()).toBe(first.key);
@@ -104,6 +111,39 @@ describe('gatehouse start (embedded database)', () => {
     await stop(child);
   }, 120_000);
 
+  it('runs a separate data plane with `gatehouse data-plane`, fed by the running control plane', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
+    dirs.push(dataDir);
+    const gatehouse = await start(dataDir);
+    const res = await fetch(`${gatehouse.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${gatehouse.key}` },
+      body: JSON.stringify({ query: 'mutation { registerDataPlane(input: { name: "edge" }) { ... on RegisterDataPlaneSuccess { registered { token } } } }' }),
+    });
+    const token = ((await res.json()) as { data: { registerDataPlane: { registered: { token: string } } } }).data.registerDataPlane.registered.token;
+    const child = spawn(TSX, [MAIN, 'data-plane', '--control-plane', gatehouse.url, '--token', token, '--port', '0'], {
+      env: env(dataDir, { GATEHOUSE_SESSION_SECRET: 's'.repeat(40) }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let output = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const onData = (c: Buffer) => {
+        output += c.toString();
+        const m = /data plane is up: (http:\S+)/.exec(output);
+        if (m) resolve(m[1]!);
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
+    });
+    await expect
+      .poll(async () => (await (await fetch(`${url}/readyz`)).json()) as unknown, { timeout: 10_000 })
+      .toMatchObject({ status: 'ready', snapshotVersion: 1, link: { state: 'connected' } });
+    expect(await stop(child)).toBe(0);
+    expect(await stop(gatehouse.child)).toBe(0);
+  }, 120_000);
+
   it('fails fast on bad configuration, naming the variable', () => {
     const bad = spawnSync(TSX, [MAIN, 'start'], { env: env('/tmp/unused', { GATEHOUSE_CONTROL_PLANE_PORT: 'eighty' }), encoding: 'utf8' });
     expect(bad.status).toBe(2);
@@ -111,5 +151,17 @@ describe('gatehouse start (embedded database)', () => {
     const help = spawnSync(TSX, [MAIN, '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     for (const v of ['DATABASE_URL', 'GATEHOUSE_DATA_DIR', 'GATEHOUSE_CONTROL_PLANE_PORT', 'GATEHOUSE_BOOTSTRAP_ADMIN_KEY']) expect(help.stdout).toContain(v);
+    for (const v of ['GATEHOUSE_CONTROL_PLANE_URL', 'GATEHOUSE_DATA_PLANE_TOKEN', 'GATEHOUSE_DATA_PLANE_PORT', 'GATEHOUSE_SESSION_SECRET', 'GATEHOUSE_API_KEY']) {
+      expect(help.stdout).toContain(v);
+    }
+    const noToken = spawnSync(TSX, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000'], { env: env('/tmp/unused'), encoding: 'utf8' });
+    expect(noToken.status).toBe(2);
+    expect(noToken.stderr).toContain('GATEHOUSE_DATA_PLANE_TOKEN');
+    const noSecret = spawnSync(TSX, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000', '--token', `gh_dp_${'x'.repeat(43)}`], {
+      env: env('/tmp/unused'),
+      encoding: 'utf8',
+    });
+    expect(noSecret.status).toBe(2);
+    expect(noSecret.stderr).toContain('GATEHOUSE_SESSION_SECRET');
   });
 });
