@@ -3,6 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { resolveDataPlaneConfig, type DataPlaneConfigInput } from './config.js';
 import { silentLogger, type DataPlaneLogger } from './logger.js';
 import { createMcpEndpoint } from './mcp/http-endpoint.js';
+import { processMetrics } from './ops/metrics.js';
+import { createOriginGuard, sendOriginRefusal } from './ops/origin-guard.js';
+import { MemoryBucketStore, RateLimiter, clientIp, sendRateLimited, type BucketStore } from './policy/rate-limit.js';
+import { RedisBucketStore } from './policy/rate-limit-redis.js';
 import { GATEHOUSE_VERSION } from './mcp/protocol.js';
 import type { CompiledSnapshot } from './snapshot/compiled-snapshot.js';
 import type { SnapshotLinkState, SnapshotSource } from './snapshot/snapshot-source.js';
@@ -14,6 +18,8 @@ export interface DataPlaneDeps {
   readonly logger?: DataPlaneLogger;
   /** Epoch milliseconds; injectable for token expiry and session age. Default `Date.now`. */
   readonly clock?: () => number;
+  /** [ops] Where rate-limit buckets live; default Redis when `redisUrl` is set, else memory. */
+  readonly bucketStore?: BucketStore;
 }
 
 export interface DataPlane {
@@ -37,7 +43,35 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
   const logger = deps.logger ?? silentLogger();
   const clock = deps.clock ?? Date.now;
   const pool = new UpstreamPool({ clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION }, logger });
-  const handleMcp = createMcpEndpoint({ config, snapshots: deps.snapshots, pool, logger, clock });
+  // ── [ops] Host/Origin guard and rate limiter, built once per data plane ──
+  const metrics = processMetrics();
+  const unregisterMetrics = metrics.register({ snapshots: deps.snapshots, pool });
+  const checkOrigin = createOriginGuard(config);
+  const rateLimiter = new RateLimiter({
+    config: config.rateLimit,
+    store:
+      deps.bucketStore ??
+      (config.redisUrl
+        ? new RedisBucketStore({ url: config.redisUrl, logger, onFallback: () => metrics.rateLimitFallbacks.inc() })
+        : new MemoryBucketStore()),
+    logger,
+    onRefused: (scope) => metrics.rateLimited.inc({ scope }),
+  });
+  const knownGateway = (slug: string) => deps.snapshots.current()?.gatewaysBySlug.has(slug) === true;
+  const handleMcp = createMcpEndpoint({
+    config,
+    snapshots: deps.snapshots,
+    pool,
+    logger,
+    clock,
+    // [ops] stage 1b: the per-token bucket, run right after authentication.
+    tokenRateLimit: async (tokenId, res) => {
+      const refusal = await rateLimiter.checkToken(tokenId, clock());
+      if (!refusal) return true;
+      sendRateLimited(res, refusal);
+      return false;
+    },
+  });
 
   // Entries a new snapshot dropped or changed lose their upstream session (and process).
   const unsubscribe = deps.snapshots.onChange((next) => {
@@ -56,6 +90,7 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return readyz(res);
+    if (path === '/metrics') return metrics.render(res); // [ops] Prometheus
     const match = MCP_PATH.exec(path);
     if (!match) return json(res, 404, { error: `no route for ${path}; MCP gateways are served at /mcp/<gateway-slug>` });
     let slug: string;
@@ -63,6 +98,18 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
       slug = decodeURIComponent(match[1]!);
     } catch {
       return json(res, 404, { error: 'the gateway slug is not valid percent-encoding' });
+    }
+    // ── [ops] metrics, stage 0: Host/Origin (DNS rebinding), stage 1a: the per-IP bucket, before authentication ──
+    metrics.observe(req, res, slug, knownGateway);
+    const verdict = checkOrigin(req);
+    if (!verdict.ok) {
+      req.resume();
+      return sendOriginRefusal(res, verdict);
+    }
+    const ipRefusal = await rateLimiter.checkIp(clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.rateLimit.trustedProxyHops), clock());
+    if (ipRefusal) {
+      req.resume();
+      return sendRateLimited(res, ipRefusal);
     }
     await handleMcp(req, res, slug);
   }
@@ -107,11 +154,13 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     },
     async close() {
       unsubscribe();
+      unregisterMetrics(); // [ops]
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
       await pool.close();
+      await rateLimiter.close(); // [ops]
     },
   };
 }

@@ -17,9 +17,59 @@ export interface DataPlaneConfig {
   readonly listTimeoutMs: number;
   /** Per-upstream timeout of targeted calls (`tools/call` …). Default 60 s. */
   readonly callTimeoutMs: number;
+  // ── [ops] DNS-rebinding protection, rate limits (issue 4, operations) ──
+  /** The base URL clients reach this data plane at; its host is allowed by default. */
+  readonly publicUrl: string | undefined;
+  /**
+   * Host names (without port) a request's `Host` header may carry; `*` allows any.
+   * Default: `localhost`, `127.0.0.1`, `::1` and the host of {@link publicUrl}.
+   */
+  readonly allowedHosts: readonly string[];
+  /**
+   * Browser origins (`scheme://host[:port]`, or `scheme://host:*` for any port; `*` allows
+   * any) allowed to call. A request without `Origin` (not a browser) is always allowed.
+   * Default: loopback origins on any port and the origin of {@link publicUrl}.
+   */
+  readonly allowedOrigins: readonly string[];
+  /** Token buckets; a capacity of 0 turns that bucket off. */
+  readonly rateLimit: RateLimitConfig;
+  /** `redis://…`: rate-limit buckets shared by every replica through Redis. Default: in memory. */
+  readonly redisUrl: string | undefined;
 }
 
-export type DataPlaneConfigInput = Partial<DataPlaneConfig> & Pick<DataPlaneConfig, 'sessionSecret'>;
+export interface BucketConfig {
+  /** Burst size: calls allowed at once from a full bucket. */
+  readonly capacity: number;
+  /** Calls added back per second. */
+  readonly refillPerSecond: number;
+}
+
+export interface RateLimitConfig {
+  /** Per client IP, checked before authentication. Default 1200 burst, 20/s (1200/min). */
+  readonly perIp: BucketConfig;
+  /** Per access token, checked after authentication. Default 600 burst, 10/s (600/min). */
+  readonly perToken: BucketConfig;
+  /** Prefix of the Redis keys. Default `gatehouse:rl:`. */
+  readonly keyPrefix: string;
+  /**
+   * Reverse proxies in front of the data plane that append to `X-Forwarded-For`; the
+   * client IP is the address that many hops from the right. Default 0: the socket's peer.
+   */
+  readonly trustedProxyHops: number;
+}
+
+export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit'>> &
+  Pick<DataPlaneConfig, 'sessionSecret'> & {
+    readonly rateLimit?: {
+      readonly perIp?: Partial<BucketConfig>;
+      readonly perToken?: Partial<BucketConfig>;
+      readonly keyPrefix?: string;
+      readonly trustedProxyHops?: number;
+    };
+  };
+
+/** Loopback names always allowed as `Host` unless `allowedHosts` is set explicitly. */
+export const LOOPBACK_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '::1'];
 
 /** Fills defaults and checks every option, naming the one that is wrong. */
 export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneConfig {
@@ -31,6 +81,16 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
     maxBodyBytes: input.maxBodyBytes ?? 4 * 1024 * 1024,
     listTimeoutMs: input.listTimeoutMs ?? 5_000,
     callTimeoutMs: input.callTimeoutMs ?? 60_000,
+    publicUrl: input.publicUrl,
+    allowedHosts: [],
+    allowedOrigins: [],
+    rateLimit: {
+      perIp: { capacity: input.rateLimit?.perIp?.capacity ?? 1200, refillPerSecond: input.rateLimit?.perIp?.refillPerSecond ?? 20 },
+      perToken: { capacity: input.rateLimit?.perToken?.capacity ?? 600, refillPerSecond: input.rateLimit?.perToken?.refillPerSecond ?? 10 },
+      keyPrefix: input.rateLimit?.keyPrefix ?? 'gatehouse:rl:',
+      trustedProxyHops: input.rateLimit?.trustedProxyHops ?? 0,
+    },
+    redisUrl: input.redisUrl,
   };
   if (typeof config.sessionSecret !== 'string' || config.sessionSecret.length < 32) {
     throw new TypeError('data plane option "sessionSecret" must be a string of at least 32 characters');
@@ -43,7 +103,66 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
       throw new TypeError(`data plane option "${name}" must be a positive integer, got ${config[name]}`);
     }
   }
-  return Object.freeze(config);
+  // ── [ops] origin/host and rate-limit options ──
+  let publicHost: string | undefined;
+  let publicOrigin: string | undefined;
+  if (config.publicUrl !== undefined) {
+    if (typeof config.publicUrl !== 'string' || !URL.canParse(config.publicUrl) || !/^https?:$/.test(new URL(config.publicUrl).protocol)) {
+      throw new TypeError(`data plane option "publicUrl" must be an http(s) URL, got ${String(config.publicUrl)}`);
+    }
+    const url = new URL(config.publicUrl);
+    publicHost = stripBrackets(url.hostname.toLowerCase());
+    publicOrigin = url.origin;
+  }
+  const hosts = input.allowedHosts ?? [...LOOPBACK_HOSTS, ...(publicHost ? [publicHost] : [])];
+  if (!Array.isArray(hosts) || hosts.length === 0 || !hosts.every((host) => typeof host === 'string' && /^(\*|\[?[A-Za-z0-9.:_-]+\]?)$/.test(host))) {
+    throw new TypeError('data plane option "allowedHosts" must be a non-empty list of host names (no scheme or port), or ["*"]');
+  }
+  const origins =
+    input.allowedOrigins ??
+    [...['localhost', '127.0.0.1', '[::1]'].flatMap((host) => [`http://${host}:*`, `https://${host}:*`]), ...(publicOrigin ? [publicOrigin] : [])];
+  const normalizedOrigins = Array.isArray(origins) ? origins.map((origin) => (origin === '*' ? '*' : normalizeOriginPattern(origin))) : [undefined];
+  if (!normalizedOrigins.every((origin) => origin !== undefined)) {
+    throw new TypeError('data plane option "allowedOrigins" must list origins such as https://app.example.com, http://localhost:* (any port) or "*"');
+  }
+  for (const scope of ['perIp', 'perToken'] as const) {
+    const bucket = config.rateLimit[scope];
+    if (!Number.isInteger(bucket.capacity) || bucket.capacity < 0) {
+      throw new TypeError(`data plane option "rateLimit.${scope}.capacity" must be an integer ≥ 0 (0 turns it off), got ${bucket.capacity}`);
+    }
+    if (typeof bucket.refillPerSecond !== 'number' || !Number.isFinite(bucket.refillPerSecond) || bucket.refillPerSecond <= 0) {
+      throw new TypeError(`data plane option "rateLimit.${scope}.refillPerSecond" must be a positive number, got ${bucket.refillPerSecond}`);
+    }
+    Object.freeze(bucket);
+  }
+  if (typeof config.rateLimit.keyPrefix !== 'string') throw new TypeError('data plane option "rateLimit.keyPrefix" must be a string');
+  if (!Number.isInteger(config.rateLimit.trustedProxyHops) || config.rateLimit.trustedProxyHops < 0 || config.rateLimit.trustedProxyHops > 10) {
+    throw new TypeError(`data plane option "rateLimit.trustedProxyHops" must be an integer from 0 to 10, got ${config.rateLimit.trustedProxyHops}`);
+  }
+  if (config.redisUrl !== undefined && (typeof config.redisUrl !== 'string' || !/^rediss?:\/\//.test(config.redisUrl) || !URL.canParse(config.redisUrl))) {
+    throw new TypeError('data plane option "redisUrl" must be a redis:// or rediss:// URL');
+  }
+  return Object.freeze({
+    ...config,
+    allowedHosts: Object.freeze(hosts.map((host) => stripBrackets(host.toLowerCase()))),
+    allowedOrigins: Object.freeze(normalizedOrigins as string[]),
+    rateLimit: Object.freeze(config.rateLimit),
+  });
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** `scheme://host[:port]` or `scheme://host:*` (any port), nothing after, as the URL origin; undefined if not one. */
+function normalizeOriginPattern(origin: unknown): string | undefined {
+  if (typeof origin !== 'string') return undefined;
+  const anyPort = origin.endsWith(':*');
+  const base = anyPort ? origin.slice(0, -2) : origin;
+  if (!URL.canParse(base)) return undefined;
+  const url = new URL(base);
+  if (url.host === '' || url.origin === 'null' || !/^\/?$/.test(url.pathname) || url.search || url.hash || url.username || (anyPort && url.port !== '')) return undefined;
+  return anyPort ? `${url.origin}:*` : url.origin;
 }
 
 /** A setting of the data-plane process, as `--help` lists it. */
@@ -67,6 +186,26 @@ export const DATA_PLANE_VARIABLES: readonly DataPlaneVariable[] = [
       'MCP session-id signing secret, at least 32 characters; required by the data-plane command and shared by all its replicas',
     default: 'start: generated into <data dir>/session-secret',
   },
+  {
+    env: 'GATEHOUSE_DATA_PLANE_ALLOWED_HOSTS',
+    description: 'comma-separated Host names the MCP endpoint answers (DNS-rebinding protection); * allows any',
+    default: 'localhost,127.0.0.1,::1 and the host of GATEHOUSE_DATA_PLANE_PUBLIC_URL',
+  },
+  {
+    env: 'GATEHOUSE_DATA_PLANE_ALLOWED_ORIGINS',
+    description: 'comma-separated browser Origins allowed (https://app.example.com, http://localhost:* for any port, or *); requests without Origin are allowed',
+    default: 'loopback origins and the origin of GATEHOUSE_DATA_PLANE_PUBLIC_URL',
+  },
+  { env: 'GATEHOUSE_RATE_LIMIT_IP_CAPACITY', description: 'burst of MCP requests per client IP (0 turns the IP limit off)', default: '1200' },
+  { env: 'GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND', description: 'requests per second refilled per client IP', default: '20 (1200/min)' },
+  { env: 'GATEHOUSE_RATE_LIMIT_TOKEN_CAPACITY', description: 'burst of MCP requests per access token (0 turns the token limit off)', default: '600' },
+  { env: 'GATEHOUSE_RATE_LIMIT_TOKEN_REFILL_PER_SECOND', description: 'requests per second refilled per access token', default: '10 (600/min)' },
+  {
+    env: 'GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS',
+    description: 'reverse proxies in front that append X-Forwarded-For; the per-IP limit keys on the address that many hops from the right',
+    default: '0 (the connecting address)',
+  },
+  { env: 'REDIS_URL', description: 'redis://… to share rate-limit buckets across data-plane replicas', default: 'in memory, per process' },
 ];
 
 /** A data-plane setting is missing or wrong; `variable` names it. */
@@ -87,6 +226,60 @@ export interface DataPlaneEnvironment {
   readonly sessionSecret: string | undefined;
   readonly controlPlaneUrl: string | undefined;
   readonly token: string | undefined;
+  /** [ops] Origin/Host validation and rate limits, ready to spread into `buildDataPlane`'s config. */
+  readonly options: DataPlaneEnvironmentOptions;
+}
+
+/** The options of {@link DataPlaneConfigInput} that come from the environment. */
+export type DataPlaneEnvironmentOptions = Pick<DataPlaneConfigInput, 'publicUrl' | 'allowedHosts' | 'allowedOrigins' | 'rateLimit' | 'redisUrl'>;
+
+/** Reads the [ops] variables; each is checked with the same rules as the config option, naming the variable. */
+function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneEnvironmentOptions {
+  const check = (variable: string, input: Omit<DataPlaneConfigInput, 'sessionSecret'>) => {
+    try {
+      resolveDataPlaneConfig({ sessionSecret: 'x'.repeat(32), ...input });
+    } catch (error) {
+      throw new DataPlaneConfigError(variable, error instanceof Error ? error.message.replace(/^data plane option "[^"]+" /, '') : String(error));
+    }
+  };
+  const list = (name: string) => value(name)?.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const number = (name: string) => {
+    const text = value(name);
+    if (text === undefined) return undefined;
+    const parsed = Number(text);
+    if (text.trim() === '' || !Number.isFinite(parsed)) throw new DataPlaneConfigError(name, `expected a number, got "${text}"`);
+    return parsed;
+  };
+  const publicUrl = value('GATEHOUSE_DATA_PLANE_PUBLIC_URL')?.replace(/\/+$/, '');
+  if (publicUrl !== undefined) check('GATEHOUSE_DATA_PLANE_PUBLIC_URL', { publicUrl });
+  const allowedHosts = list('GATEHOUSE_DATA_PLANE_ALLOWED_HOSTS');
+  if (allowedHosts !== undefined) check('GATEHOUSE_DATA_PLANE_ALLOWED_HOSTS', { allowedHosts });
+  const allowedOrigins = list('GATEHOUSE_DATA_PLANE_ALLOWED_ORIGINS');
+  if (allowedOrigins !== undefined) check('GATEHOUSE_DATA_PLANE_ALLOWED_ORIGINS', { allowedOrigins });
+  const bucket = (scope: 'perIp' | 'perToken', prefix: string) => {
+    const capacity = number(`${prefix}_CAPACITY`);
+    const refillPerSecond = number(`${prefix}_REFILL_PER_SECOND`);
+    const out = { ...(capacity === undefined ? {} : { capacity }), ...(refillPerSecond === undefined ? {} : { refillPerSecond }) };
+    if (capacity !== undefined) check(`${prefix}_CAPACITY`, { rateLimit: { [scope]: { capacity } } });
+    if (refillPerSecond !== undefined) check(`${prefix}_REFILL_PER_SECOND`, { rateLimit: { [scope]: { refillPerSecond } } });
+    return out;
+  };
+  const hops = number('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS');
+  if (hops !== undefined) check('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS', { rateLimit: { trustedProxyHops: hops } });
+  const rateLimit = {
+    perIp: bucket('perIp', 'GATEHOUSE_RATE_LIMIT_IP'),
+    perToken: bucket('perToken', 'GATEHOUSE_RATE_LIMIT_TOKEN'),
+    ...(hops === undefined ? {} : { trustedProxyHops: hops }),
+  };
+  const redisUrl = value('REDIS_URL');
+  if (redisUrl !== undefined) check('REDIS_URL', { redisUrl });
+  return Object.freeze({
+    ...(publicUrl === undefined ? {} : { publicUrl }),
+    ...(allowedHosts === undefined ? {} : { allowedHosts }),
+    ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
+    rateLimit,
+    ...(redisUrl === undefined ? {} : { redisUrl }),
+  });
 }
 
 /**
@@ -126,5 +319,6 @@ export function loadDataPlaneEnvironment(
       throw new DataPlaneConfigError('GATEHOUSE_SESSION_SECRET', 'required for a separate data plane; give every replica the same one (e.g. $(openssl rand -hex 32))');
     }
   }
-  return Object.freeze({ host: value('GATEHOUSE_DATA_PLANE_HOST') ?? '127.0.0.1', port, sessionSecret, controlPlaneUrl, token });
+  const options = loadOpsOptions(value);
+  return Object.freeze({ host: value('GATEHOUSE_DATA_PLANE_HOST') ?? '127.0.0.1', port, sessionSecret, controlPlaneUrl, token, options });
 }

@@ -77,7 +77,7 @@ export async function startGatehouse(
     const token = await ensureEmbeddedDataPlane(controlPlane.services, config.dataDir, logger);
     const dataPlaneLogger: DataPlaneLogger = logger.child({ plane: 'data' });
     snapshots = new PushSnapshotSource({ url: httpUrl(loopbackHost(config.host), port), token, logger: dataPlaneLogger });
-    dataPlane = buildDataPlane({ host: dataPlaneEnv.host, port: dataPlanePort, sessionSecret }, { snapshots, logger: dataPlaneLogger });
+    dataPlane = buildDataPlane({ ...dataPlaneEnv.options, publicUrl: dataPlanePublicUrl, host: dataPlaneEnv.host, port: dataPlanePort, sessionSecret }, { snapshots, logger: dataPlaneLogger });
     const { url: dataPlaneUrl } = await dataPlane.listen().catch(portInUse('GATEHOUSE_DATA_PLANE_PORT', dataPlanePort));
     snapshots.start();
     await snapshots.ready(options.firstSnapshotTimeoutMs ?? 30_000).catch((err: unknown) => {
@@ -119,7 +119,7 @@ export async function startStandaloneDataPlane(env: DataPlaneEnvironment, logger
     throw new TypeError('a standalone data plane needs the control-plane URL, its token and the session secret');
   }
   const snapshots = new PushSnapshotSource({ url: env.controlPlaneUrl, token: env.token, logger });
-  const dataPlane = buildDataPlane({ host: env.host, port: env.port, sessionSecret: env.sessionSecret }, { snapshots, logger });
+  const dataPlane = buildDataPlane({ ...env.options, host: env.host, port: env.port, sessionSecret: env.sessionSecret }, { snapshots, logger });
   const { url } = await dataPlane.listen();
   snapshots.start();
   return {

@@ -9,7 +9,11 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { JSON_RPC_ERRORS, RpcError, classifyMessage, errorMessage, resultMessage, type JsonRpcId } from './json-rpc.js';
 import { GATEHOUSE_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isSupportedProtocolVersion, negotiateProtocolVersion } from './protocol.js';
 import { routeRequest } from './router.js';
-import { EndedSessions, SessionIdCodec, type SessionClaims } from './session-id.js';
+import { noteMcpMethod } from '../ops/metrics.js'; // [ops]
+import { CallRegistry } from './calls.js';
+import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
+import { SseStream } from './sse.js';
+import { EndedSessions, SessionIdCodec, relayedCapabilities, type SessionClaims } from './session-id.js';
 
 export interface McpEndpointDeps {
   readonly config: DataPlaneConfig;
@@ -17,6 +21,11 @@ export interface McpEndpointDeps {
   readonly pool: UpstreamPool;
   readonly logger: DataPlaneLogger;
   readonly clock: () => number;
+  /**
+   * [ops] Rate-limit stage 1b, after authentication: takes one call from the token's
+   * bucket; false when it answered 429 itself. Absent: no per-token limit.
+   */
+  readonly tokenRateLimit?: (tokenId: string, res: ServerResponse) => Promise<boolean>;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -36,11 +45,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const { config, snapshots, pool, logger, clock } = deps;
   const sessions = new SessionIdCodec(config.sessionSecret, config.sessionMaxAgeMs);
   const ended = new EndedSessions(config.sessionMaxAgeMs);
+  const calls = new CallRegistry();
+  const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
+  pool.onNotification((upstreamKey, notification) => streams.onUpstreamNotification(upstreamKey, notification));
 
   return async function handleMcp(req: HttpRequest, res: ServerResponse, gatewaySlug: string): Promise<void> {
-    if (req.method !== 'POST' && req.method !== 'DELETE') {
-      res.setHeader('allow', 'POST, DELETE');
-      return sendError(res, 405, null, JSON_RPC_ERRORS.INVALID_REQUEST, `method ${req.method} is not allowed here; this gateway takes POST (messages) and DELETE (end session)`);
+    if ((req.method !== 'POST' && req.method !== 'DELETE' && req.method !== 'GET') || (req.method === 'GET' && !acceptsEventStream(req.headers.accept))) {
+      res.setHeader('allow', 'GET, POST, DELETE');
+      return sendError(res, 405, null, JSON_RPC_ERRORS.INVALID_REQUEST, `method ${req.method} is not allowed here; this gateway takes POST (messages), GET with Accept: text/event-stream (the server-to-client stream) and DELETE (end session)`);
     }
     const now = clock();
     const admitted = admitRequest({ compiled: snapshots.current(), gatewaySlug, authorization: req.headers.authorization, now });
@@ -49,13 +61,28 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       return sendRefusal(res, null, admitted);
     }
     const admission = admitted.value;
+    // [ops] rate limit per access token (stage 1b), right after authentication.
+    if (deps.tokenRateLimit && !(await deps.tokenRateLimit(admission.principal.grant.token.tokenId, res))) {
+      req.resume();
+      return;
+    }
 
     if (req.method === 'DELETE') {
       const session = checkSession(req, admission, now);
       if (!session.ok) return sendError(res, session.status, null, JSON_RPC_ERRORS.INVALID_REQUEST, session.message);
       ended.sweep(now);
       ended.add(session.id, session.claims.issuedAt);
+      streams.end(session.id);
       res.writeHead(200).end();
+      return;
+    }
+
+    if (req.method === 'GET') {
+      const session = checkSession(req, admission, now);
+      if (!session.ok) return sendError(res, session.status, null, JSON_RPC_ERRORS.INVALID_REQUEST, session.message);
+      const lastEventId = req.headers['last-event-id'];
+      const opened = streams.open(session.id, session.claims, config.sessionMaxAgeMs, res, typeof lastEventId === 'string' ? lastEventId : undefined, now);
+      if (!opened) return sendError(res, 409, null, JSON_RPC_ERRORS.INVALID_REQUEST, 'this session already has an open GET stream; close it before opening another');
       return;
     }
 
@@ -90,6 +117,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     const classified = classifyMessage(parsed);
     if (!classified.ok) return sendError(res, 400, classified.id, JSON_RPC_ERRORS.INVALID_REQUEST, classified.reason);
     const message = classified.message;
+    noteMcpMethod(res, message.kind === 'response' ? '(response)' : message.method); // [ops] metrics label
 
     if (message.kind === 'request' && message.method === 'initialize') {
       return initialize(res, message.id, message.params, admission, now);
@@ -103,11 +131,34 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       return sendError(res, 400, id, JSON_RPC_ERRORS.INVALID_REQUEST, `unsupported MCP-Protocol-Version ${version}; this gateway speaks ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')}`);
     }
 
-    if (message.kind !== 'request') {
-      // Notifications and answers to server requests: accepted; relaying them upstream comes later.
+    if (message.kind === 'response') {
+      // The client's answer to a request relayed to it during a call: back to the upstream.
+      if (!calls.answer(session.id, message.id, message.result, message.error)) {
+        logger.debug({ id: message.id }, 'a client answered a request that is not waiting (ended, cancelled or on another replica)');
+      }
       res.writeHead(202).end();
       return;
     }
+    if (message.kind === 'notification') {
+      if (message.method === 'notifications/cancelled') calls.cancel(session.id, message.params?.requestId, message.params?.reason);
+      res.writeHead(202).end();
+      return;
+    }
+
+    // Calls that may produce interim messages answer on an SSE stream when the client takes one.
+    const streamed = STREAMED_METHODS.has(message.method);
+    const stream = streamed && acceptsEventStream(req.headers.accept) ? new SseStream(res) : undefined;
+    const call = calls.begin(session.id, message.id);
+    const onGone = () => call.abort();
+    res.once('close', onGone);
+    const meta = message.params?._meta;
+    const progressToken = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>).progressToken : undefined;
+    const reply = (body: string) => {
+      if (stream) {
+        stream.send(body);
+        stream.end();
+      } else sendJson(res, 200, body);
+    };
     try {
       const result = await routeRequest(message.method, message.params, {
         admission,
@@ -115,15 +166,36 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
         listTimeoutMs: config.listTimeoutMs,
         callTimeoutMs: config.callTimeoutMs,
         logger,
+        signal: call.signal,
+        ...(streamed
+          ? {
+              relay: calls.relay({
+                sessionId: session.id,
+                capabilities: session.claims.clientCapabilities,
+                stream,
+                progressToken: typeof progressToken === 'string' || typeof progressToken === 'number' ? progressToken : undefined,
+              }),
+            }
+          : {}),
+        ...(message.method.startsWith('resources/') ? { subscriptions: streams.subscriptions(session.id, session.claims, config.sessionMaxAgeMs, now) } : {}),
       });
-      sendJson(res, 200, resultMessage(message.id, result));
+      reply(resultMessage(message.id, result));
     } catch (error) {
+      if (call.signal.aborted) {
+        // Cancelled by the client (or it went away): no answer is expected.
+        if (stream) stream.end();
+        else if (!res.writableEnded && !res.destroyed) sendJson(res, 200, errorMessage(message.id, { code: REQUEST_CANCELLED, message: 'the request was cancelled' }));
+        return;
+      }
       if (error instanceof RpcError) {
-        return sendJson(res, 200, errorMessage(message.id, { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }));
+        return reply(errorMessage(message.id, { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }));
       }
       const correlationId = crypto.randomUUID();
       logger.error({ err: error, correlationId, method: message.method }, 'unexpected error while routing');
-      return sendJson(res, 200, errorMessage(message.id, { code: JSON_RPC_ERRORS.INTERNAL_ERROR, message: `internal error (correlation id ${correlationId})` }));
+      return reply(errorMessage(message.id, { code: JSON_RPC_ERRORS.INTERNAL_ERROR, message: `internal error (correlation id ${correlationId})` }));
+    } finally {
+      res.off('close', onGone);
+      call.finish();
     }
   };
 
@@ -131,7 +203,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     const protocolVersion = negotiateProtocolVersion(params?.protocolVersion);
     const { gateway } = admission.gateway;
     const sessionId = sessions.issue(
-      { workspaceId: admission.compiled.workspaceId, gatewayId: gateway.id, connectionId: admission.principal.grant.connectionId, protocolVersion },
+      {
+        workspaceId: admission.compiled.workspaceId,
+        gatewayId: gateway.id,
+        connectionId: admission.principal.grant.connectionId,
+        protocolVersion,
+        clientCapabilities: relayedCapabilities(params?.capabilities),
+      },
       now,
     );
     res.setHeader(SESSION_HEADER, sessionId);
@@ -172,16 +250,35 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
 
 /**
  * What the gateway offers: a feature type when some enabled entry serves something of
- * it. List-change and subscription notifications are not relayed yet, so not offered.
+ * it, with `listChanged` (upstream list changes are relayed on the GET stream) and, for
+ * resources, `subscribe` (a subscription goes to the owning upstream; one that does not
+ * support it answers with its error). Logging is relayed per call; completions are routed
+ * to the owner of the prompt or resource template.
  */
 export function gatewayCapabilities(gateway: CompiledGateway): Record<string, object> {
   const serves = (type: 'tools' | 'prompts' | 'resources' | 'resourceTemplates') =>
     gateway.entries.some((entry) => entry.assignment.enabled && entry.assignment.features[type].some((feature) => feature.withheld === undefined));
   const capabilities: Record<string, object> = {};
-  if (serves('tools')) capabilities.tools = {};
-  if (serves('prompts')) capabilities.prompts = {};
-  if (serves('resources') || serves('resourceTemplates')) capabilities.resources = {};
+  if (serves('tools')) capabilities.tools = { listChanged: true };
+  if (serves('prompts')) capabilities.prompts = { listChanged: true };
+  if (serves('resources') || serves('resourceTemplates')) capabilities.resources = { subscribe: true, listChanged: true };
+  if (serves('prompts') || serves('resourceTemplates')) capabilities.completions = {};
+  capabilities.logging = {};
   return capabilities;
+}
+
+/** Requests whose upstream may send progress, logging or requests before answering. */
+const STREAMED_METHODS = new Set(['tools/call', 'prompts/get', 'resources/read']);
+
+/** JSON-RPC code for a request the client cancelled (as LSP uses; MCP sends no answer on SSE). */
+const REQUEST_CANCELLED = -32800;
+
+function acceptsEventStream(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  return header
+    .split(',')
+    .map((part) => part.split(';')[0]!.trim().toLowerCase())
+    .some((type) => type === 'text/event-stream');
 }
 
 function isJsonContentType(header: string | undefined): boolean {

@@ -15,7 +15,7 @@ export type IncomingMessage =
   | { readonly kind: 'request'; readonly id: JsonRpcId; readonly method: string; readonly params: Record<string, unknown> | undefined }
   | { readonly kind: 'notification'; readonly method: string; readonly params: Record<string, unknown> | undefined }
   /** A client's answer to a server-to-client request. */
-  | { readonly kind: 'response'; readonly id: JsonRpcId };
+  | { readonly kind: 'response'; readonly id: JsonRpcId; readonly result?: unknown; readonly error?: unknown };
 
 export interface JsonRpcErrorBody {
   readonly code: number;
@@ -42,7 +42,9 @@ export function classifyMessage(value: unknown): { ok: true; message: IncomingMe
     if (!isId(record.id)) return { ok: false, id: null, reason: 'the "id" member must be a string or an integer' };
     return { ok: true, message: { kind: 'request', id: record.id, method: record.method, params: typedParams } };
   }
-  if (isId(record.id) && ('result' in record || 'error' in record)) return { ok: true, message: { kind: 'response', id: record.id } };
+  if (isId(record.id) && ('result' in record || 'error' in record)) {
+    return { ok: true, message: { kind: 'response', id: record.id, ...('error' in record ? { error: record.error } : { result: record.result }) } };
+  }
   return { ok: false, id, reason: 'not a request, notification or response' };
 }
 

@@ -6,6 +6,7 @@ import { resolveFeature, resolveResource, type LivePinCheck, type RoutedFeature 
 import type { StageResult } from '../policy/refusal.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import type { CallRelay } from '../upstream/relay.js';
 import { listAcrossGateway, pinKey } from './aggregate.js';
 import { JSON_RPC_ERRORS, RpcError } from './json-rpc.js';
 
@@ -17,6 +18,18 @@ export interface RouteContext {
   /** Per-upstream timeout of targeted calls. */
   readonly callTimeoutMs: number;
   readonly logger: DataPlaneLogger;
+  /** Where the upstream's progress, logging and server-to-client requests for this call go. */
+  readonly relay?: CallRelay;
+  /** Aborts the upstream request (the client cancelled or went away). */
+  readonly signal?: AbortSignal;
+  /** The session's resource subscriptions on this replica (for `resources/updated`). */
+  readonly subscriptions?: SubscriptionHook;
+}
+
+/** Records a session's subscriptions; `remove` says how many sessions here still watch the URI. */
+export interface SubscriptionHook {
+  add(exposedUri: string, upstreamKey: string, upstreamUri: string): void;
+  remove(exposedUri: string): number;
 }
 
 /** Upstream failures as JSON-RPC codes, in the server range beside the policy codes. */
@@ -31,10 +44,6 @@ const LIST_METHODS: { readonly [method: string]: FeatureType } = {
 
 /** MCP methods this gateway knows of but does not serve yet: told apart from typos in the message. */
 const NOT_YET = new Set([
-  'completion/complete',
-  'resources/subscribe',
-  'resources/unsubscribe',
-  'logging/setLevel',
   'tasks/get',
   'tasks/list',
   'tasks/result',
@@ -64,6 +73,28 @@ export async function routeRequest(method: string, params: Record<string, unknow
       const result = await forward(method, params, 'uri', routed, context);
       return renameReadContents(result, routed.ok ? routed.value.upstreamName : uri, uri);
     }
+    case 'resources/subscribe': {
+      const uri = requireString(params, 'uri');
+      const routed = resolveResource(admission.gateway, uri, (exposed) => livePins(context, exposed.featureType)(exposed));
+      await forward(method, params, 'uri', routed, context);
+      if (routed.ok) context.subscriptions?.add(uri, routed.value.exposed.entry.upstreamKey, routed.value.upstreamName);
+      return {};
+    }
+    case 'resources/unsubscribe': {
+      const uri = requireString(params, 'uri');
+      const routed = resolveResource(admission.gateway, uri, (exposed) => livePins(context, exposed.featureType)(exposed));
+      // The upstream session is shared: it stays subscribed while another session here watches the URI.
+      if ((context.subscriptions?.remove(uri) ?? 0) > 0) return {};
+      await forward(method, params, 'uri', routed, context);
+      return {};
+    }
+    case 'completion/complete':
+      return complete(params, context);
+    case 'logging/setLevel':
+      // Upstream sessions are shared, so one client's level is not forwarded to them;
+      // accepted so clients that set a level keep working (log relay is per call).
+      requireString(params, 'level');
+      return {};
     default:
       if (NOT_YET.has(method)) throw new RpcError(JSON_RPC_ERRORS.METHOD_NOT_FOUND, `method "${method}" is not supported by this gateway yet`);
       throw new RpcError(JSON_RPC_ERRORS.METHOD_NOT_FOUND, `method "${method}" does not exist`);
@@ -87,7 +118,49 @@ async function forward(
   const { exposed, upstreamName } = routed.value;
   const connection = context.pool.get(exposed.entry, context.admission.compiled.secretKeys);
   try {
-    return await connection.request(method, { ...params, [nameKey]: upstreamName }, { timeoutMs: context.callTimeoutMs });
+    return await connection.request(method, { ...params, [nameKey]: upstreamName }, {
+      timeoutMs: context.callTimeoutMs,
+      ...(context.signal ? { signal: context.signal } : {}),
+      ...(context.relay ? { relay: context.relay } : {}),
+    });
+  } catch (error) {
+    throw toRpcError(error);
+  }
+}
+
+/** `completion/complete` for a prompt argument or a resource template, routed by the reference. */
+async function complete(params: Record<string, unknown> | undefined, context: RouteContext): Promise<Result> {
+  const ref = params?.ref;
+  if (typeof ref !== 'object' || ref === null) throw new RpcError(JSON_RPC_ERRORS.INVALID_PARAMS, 'params.ref must be an object');
+  const reference = ref as Record<string, unknown>;
+  const gateway = context.admission.gateway;
+  if (reference.type === 'ref/prompt') {
+    const name = requireString(reference, 'name');
+    const routed = resolveFeature(gateway, 'prompts', name, livePins(context, 'prompts'));
+    return forwardWithRef(params!, reference, 'name', routed, context);
+  }
+  if (reference.type === 'ref/resource') {
+    const uri = requireString(reference, 'uri');
+    const template = gateway.features.resourceTemplates.get(uri);
+    const routed = template
+      ? resolveFeature(gateway, 'resourceTemplates', uri, livePins(context, 'resourceTemplates'))
+      : resolveResource(gateway, uri, (exposed) => livePins(context, exposed.featureType)(exposed));
+    return forwardWithRef(params!, reference, 'uri', routed, context);
+  }
+  throw new RpcError(JSON_RPC_ERRORS.INVALID_PARAMS, 'params.ref.type must be "ref/prompt" or "ref/resource"');
+}
+
+async function forwardWithRef(
+  params: Record<string, unknown>,
+  reference: Record<string, unknown>,
+  key: string,
+  routed: StageResult<RoutedFeature>,
+  context: RouteContext,
+): Promise<Result> {
+  if (!routed.ok) throw new RpcError(routed.rpcCode, routed.message, { code: routed.code, ...routed.detail });
+  const connection = context.pool.get(routed.value.exposed.entry, context.admission.compiled.secretKeys);
+  try {
+    return await connection.request('completion/complete', { ...params, ref: { ...reference, [key]: routed.value.upstreamName } }, { timeoutMs: context.callTimeoutMs });
   } catch (error) {
     throw toRpcError(error);
   }

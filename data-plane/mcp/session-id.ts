@@ -10,6 +10,27 @@ export interface SessionClaims {
   readonly protocolVersion: string;
   /** Epoch milliseconds. */
   readonly issuedAt: number;
+  /**
+   * What the client declared at initialize that the gateway relays requests for; a
+   * server-to-client request of a kind the client did not declare is refused upstream.
+   */
+  readonly clientCapabilities?: RelayedClientCapabilities;
+}
+
+/** The client capabilities that matter to relaying server-to-client requests. */
+export interface RelayedClientCapabilities {
+  readonly sampling: boolean;
+  readonly elicitation: boolean;
+  readonly roots: boolean;
+}
+
+const CAPABILITY_LETTERS = { sampling: 's', elicitation: 'e', roots: 'r' } as const;
+
+/** Reads the relayed capabilities out of an `initialize` request's `capabilities`. */
+export function relayedCapabilities(declared: unknown): RelayedClientCapabilities {
+  const record = typeof declared === 'object' && declared !== null ? (declared as Record<string, unknown>) : {};
+  const has = (key: string) => typeof record[key] === 'object' && record[key] !== null;
+  return { sampling: has('sampling'), elicitation: has('elicitation'), roots: has('roots') };
 }
 
 const VERSION_TAG = 'v1';
@@ -33,6 +54,7 @@ export class SessionIdCodec {
   }
 
   issue(claims: Omit<SessionClaims, 'issuedAt'>, now: number): string {
+    const capabilities = claims.clientCapabilities;
     const payload = Buffer.from(
       JSON.stringify({
         w: claims.workspaceId,
@@ -40,6 +62,9 @@ export class SessionIdCodec {
         c: claims.connectionId,
         p: claims.protocolVersion,
         t: now,
+        ...(capabilities
+          ? { k: (Object.keys(CAPABILITY_LETTERS) as (keyof RelayedClientCapabilities)[]).filter((key) => capabilities[key]).map((key) => CAPABILITY_LETTERS[key]).join('') }
+          : {}),
         // Two sessions of one connection opened in the same millisecond still differ.
         n: randomBytes(9).toString('base64url'),
       }),
@@ -62,12 +87,14 @@ export class SessionIdCodec {
       return undefined;
     }
     if (typeof raw !== 'object' || raw === null) return undefined;
-    const { w, g, c, p, t } = raw as Record<string, unknown>;
+    const { w, g, c, p, t, k } = raw as Record<string, unknown>;
     if (typeof w !== 'string' || typeof g !== 'string' || typeof c !== 'string' || typeof p !== 'string' || typeof t !== 'number') {
       return undefined;
     }
     if (now - t > this.maxAgeMs || t - now > 60_000) return undefined;
-    return { workspaceId: w, gatewayId: g, connectionId: c, protocolVersion: p, issuedAt: t };
+    const claims: SessionClaims = { workspaceId: w, gatewayId: g, connectionId: c, protocolVersion: p, issuedAt: t };
+    if (typeof k !== 'string') return claims;
+    return { ...claims, clientCapabilities: { sampling: k.includes('s'), elicitation: k.includes('e'), roots: k.includes('r') } };
   }
 
   private mac(payload: string): string {

@@ -3,11 +3,21 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, McpError, ResultSchema, type Result, type ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  McpError,
+  ResultSchema,
+  type ClientCapabilities,
+  type JSONRPCNotification,
+  type Progress,
+  type Result,
+  type ServerCapabilities,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { SnapshotAssignment } from '../../schema/snapshot/index.js';
 import type { DataPlaneLogger } from '../logger.js';
 import type { CompiledAssignment } from '../snapshot/compiled-snapshot.js';
 import { managedSecretEnv, sharedUpstreamHeaders } from './credentials.js';
+import { callContext, type CallRelay, type RelayedMessage } from './relay.js';
 import { UpstreamError } from './upstream-error.js';
 
 export interface UpstreamPoolOptions {
@@ -20,7 +30,31 @@ export interface UpstreamRequestOptions {
   /** Milliseconds to wait for the connection (if new) and then for the answer, each. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
+  /** Where the upstream's messages about this call go (progress, logging, server-to-client requests). */
+  readonly relay?: CallRelay;
 }
+
+/**
+ * A notification an upstream sent that is not about one call (`notifications/<type>/list_changed`,
+ * `notifications/resources/updated`), with the key of the connection it came on.
+ */
+export type UpstreamNotificationListener = (upstreamKey: string, notification: RelayedMessage) => void;
+
+/**
+ * What the gateway declares to upstreams at initialize. One upstream session serves
+ * every client session, so it declares what it can relay; a server-to-client request
+ * meant for a client that did not declare the capability itself is answered with an
+ * error naming that (see the endpoint's relay).
+ */
+export const UPSTREAM_CLIENT_CAPABILITIES: ClientCapabilities = { sampling: {}, elicitation: {}, roots: {} };
+
+/** Server-to-client notifications that concern the session, not one call: broadcast to listeners. */
+const SESSION_NOTIFICATIONS = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/resources/updated',
+]);
 
 /**
  * One MCP client session to one upstream, shared by every client session and call that
@@ -40,12 +74,15 @@ export class UpstreamConnection {
   private ready: Promise<Client> | undefined;
   private client: Client | undefined;
   private closed = false;
+  /** Calls in flight that relay upstream messages, for attributing context-less messages. */
+  private readonly relays = new Set<CallRelay>();
 
   constructor(
     readonly key: string,
     private readonly assignment: SnapshotAssignment,
     private readonly secretKeys: ReadonlyMap<string, Uint8Array>,
     private readonly options: UpstreamPoolOptions,
+    private readonly broadcast: UpstreamNotificationListener = () => undefined,
   ) {}
 
   get serverName(): string {
@@ -79,14 +116,33 @@ export class UpstreamConnection {
    */
   async request(method: string, params: Record<string, unknown> | undefined, options: UpstreamRequestOptions): Promise<Result> {
     const client = await this.connect(options.timeoutMs);
-    try {
-      return await client.request({ method, params }, ResultSchema, {
+    const relay = options.relay;
+    const progress = relay?.progress;
+    const send = () =>
+      client.request({ method, params }, ResultSchema, {
         timeout: options.timeoutMs,
         ...(options.signal ? { signal: options.signal } : {}),
+        // The SDK puts its own progress token (the upstream request id) in `_meta` and
+        // calls back with the upstream's progress: the client's token goes back on relay.
+        ...(progress ? { onprogress: (value: Progress) => progress(value), resetTimeoutOnProgress: true } : {}),
       });
+    if (relay) this.relays.add(relay);
+    try {
+      return await (relay ? callContext.run(relay, send) : send());
     } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('request cancelled');
       throw this.translate(error, method, options.timeoutMs);
+    } finally {
+      if (relay) this.relays.delete(relay);
     }
+  }
+
+  /** The call an upstream message belongs to: its async context, else the only call in flight. */
+  private relayFor(): CallRelay | undefined {
+    const current = callContext.getStore();
+    if (current) return this.relays.has(current) ? current : undefined;
+    if (this.relays.size === 1) return this.relays.values().next().value;
+    return undefined;
   }
 
   async close(): Promise<void> {
@@ -97,9 +153,34 @@ export class UpstreamConnection {
     await client?.close().catch(() => undefined);
   }
 
-  private async open(timeoutMs: number): Promise<Client> {
+  private open(timeoutMs: number): Promise<Client> {
+    // Outside any call's context: the session (and its GET stream) belongs to no call.
+    return callContext.exit(() => this.openSession(timeoutMs));
+  }
+
+  private async openSession(timeoutMs: number): Promise<Client> {
     const transport = this.createTransport();
-    const client = new Client({ name: this.options.clientInfo.name, version: this.options.clientInfo.version }, { capabilities: {} });
+    const client = new Client(
+      { name: this.options.clientInfo.name, version: this.options.clientInfo.version },
+      { capabilities: UPSTREAM_CLIENT_CAPABILITIES },
+    );
+    // Server-to-client requests (sampling, elicitation, roots) go to the client of the call
+    // they arrived with; there is nobody to ask for one that belongs to no call.
+    client.fallbackRequestHandler = async (request, extra) => {
+      const relay = this.relayFor();
+      if (!relay) {
+        throw new McpError(ErrorCode.InvalidRequest, `the gateway cannot relay ${request.method}: it is not part of a call in progress`);
+      }
+      return relay.request({ method: request.method, params: request.params }, extra.signal);
+    };
+    client.fallbackNotificationHandler = async (notification) => {
+      const message = notification as JSONRPCNotification;
+      if (SESSION_NOTIFICATIONS.has(message.method)) {
+        this.broadcast(this.key, { method: message.method, params: message.params });
+        return;
+      }
+      if (message.method === 'notifications/message') this.relayFor()?.notify({ method: message.method, params: message.params });
+    };
     client.onclose = () => {
       // A closed session is never reused: the next call initializes a new one.
       if (this.client !== client) return;
@@ -188,14 +269,29 @@ export class UpstreamConnection {
  */
 export class UpstreamPool {
   private readonly connections = new Map<string, UpstreamConnection>();
+  private readonly listeners = new Set<UpstreamNotificationListener>();
 
   constructor(private readonly options: UpstreamPoolOptions) {}
+
+  /** Listens to session-wide upstream notifications (list changes, resource updates); returns an unsubscribe. */
+  onNotification(listener: UpstreamNotificationListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   /** The connection for an entry, created (not yet connected) on first use. */
   get(entry: CompiledAssignment, secretKeys: ReadonlyMap<string, Uint8Array>): UpstreamConnection {
     let connection = this.connections.get(entry.upstreamKey);
     if (!connection) {
-      connection = new UpstreamConnection(entry.upstreamKey, entry.assignment, secretKeys, this.options);
+      connection = new UpstreamConnection(entry.upstreamKey, entry.assignment, secretKeys, this.options, (key, notification) => {
+        for (const listener of this.listeners) {
+          try {
+            listener(key, notification);
+          } catch (error) {
+            this.options.logger.warn({ err: error, upstream: key }, 'an upstream notification listener failed');
+          }
+        }
+      });
       this.connections.set(entry.upstreamKey, connection);
     }
     return connection;

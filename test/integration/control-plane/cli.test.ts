@@ -163,5 +163,5 @@ describe('gatehouse start (embedded database)', () => {
     });
     expect(noSecret.status).toBe(2);
     expect(noSecret.stderr).toContain('GATEHOUSE_SESSION_SECRET');
-  });
+  }, 120_000);
 });

@@ -97,7 +97,13 @@ describe('data plane with the SDK client', () => {
   it('answers initialize itself, naming the gateway and merging capabilities', async () => {
     const client = await connect(TOKENS.eng);
     expect(client.getServerVersion()).toMatchObject({ name: 'gatehouse/eng', title: 'Engineering' });
-    expect(client.getServerCapabilities()).toEqual({ tools: {}, prompts: {}, resources: {} });
+    expect(client.getServerCapabilities()).toEqual({
+      tools: { listChanged: true },
+      prompts: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      completions: {},
+      logging: {},
+    });
     await client.ping();
   });
 

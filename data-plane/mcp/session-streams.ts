@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { FeatureType } from '../../schema/snapshot/index.js';
+import type { CompiledGateway, CompiledSnapshot } from '../snapshot/compiled-snapshot.js';
+import type { RelayedMessage } from '../upstream/relay.js';
+import type { SubscriptionHook } from './router.js';
+import type { SessionClaims } from './session-id.js';
+import { SseStream } from './sse.js';
+
+export interface SessionStreamsOptions {
+  /** Events kept per session for `Last-Event-ID` replay; older ones are dropped. */
+  readonly bufferSize: number;
+  /** A session with no open GET stream and no activity for this long is forgotten. */
+  readonly idleMs: number;
+}
+
+export const DEFAULT_SESSION_STREAMS: SessionStreamsOptions = { bufferSize: 256, idleMs: 10 * 60 * 1000 };
+
+interface Subscription {
+  readonly upstreamKey: string;
+  readonly upstreamUri: string;
+}
+
+/** What this replica holds for one client session: its GET stream, recent events, subscriptions. */
+class SessionChannel {
+  /** Distinguishes this channel's event ids from an earlier one's (a restart, another replica). */
+  readonly nonce = randomBytes(6).toString('base64url');
+  readonly events: { readonly id: string; readonly seq: number; readonly data: string }[] = [];
+  seq = 0;
+  stream: SseStream | undefined;
+  readonly subscriptions = new Map<string, Subscription>();
+
+  constructor(
+    readonly gatewayId: string,
+    readonly expiresAt: number,
+    public lastActive: number,
+  ) {}
+}
+
+/** Upstream list-change notifications and the feature types (of an entry) they concern. */
+const LIST_CHANGED: { readonly [method: string]: readonly FeatureType[] } = {
+  'notifications/tools/list_changed': ['tools'],
+  'notifications/prompts/list_changed': ['prompts'],
+  'notifications/resources/list_changed': ['resources', 'resourceTemplates'],
+};
+
+/**
+ * The server-to-client side of sessions on this replica: one GET SSE stream per session
+ * (a second one gets 409), carrying the gateway's own `notifications/<type>/list_changed`
+ * when any upstream of the session's gateway changes a list it serves, and
+ * `notifications/resources/updated` (URI namespaced) for the session's subscriptions.
+ * Every event gets an id; a client reconnecting with `Last-Event-ID` gets what it
+ * missed from a bounded in-memory buffer. This is per replica: after failover to another
+ * replica a stream starts afresh (nothing is replayed) and subscriptions must be renewed.
+ */
+export class SessionStreams {
+  private readonly channels = new Map<string, SessionChannel>();
+
+  constructor(
+    private readonly options: SessionStreamsOptions,
+    private readonly snapshot: () => CompiledSnapshot | undefined,
+  ) {}
+
+  get size(): number {
+    return this.channels.size;
+  }
+
+  /**
+   * Opens the session's GET stream, replaying buffered events after `lastEventId`.
+   * Returns false (and writes nothing) when the session already has an open stream.
+   */
+  open(sessionId: string, claims: SessionClaims, maxAgeMs: number, res: ServerResponse, lastEventId: string | undefined, now: number): boolean {
+    const channel = this.channel(sessionId, claims, maxAgeMs, now);
+    if (channel.stream?.isOpen) return false;
+    const stream = new SseStream(res);
+    channel.stream = stream;
+    stream.onClose(() => {
+      if (channel.stream === stream) channel.stream = undefined;
+      channel.lastActive = Date.now();
+    });
+    // A priming event with an id: the client can resume even if nothing was sent yet.
+    res.write(`id: ${channel.nonce}-${channel.seq}\ndata: \n\n`);
+    for (const event of this.replay(channel, lastEventId)) stream.send(event.data, event.id);
+    return true;
+  }
+
+  /** Forgets a session (DELETE): closes its stream. */
+  end(sessionId: string): void {
+    const channel = this.channels.get(sessionId);
+    if (!channel) return;
+    this.channels.delete(sessionId);
+    channel.stream?.end();
+  }
+
+  /** Subscriptions of one session, for the router. */
+  subscriptions(sessionId: string, claims: SessionClaims, maxAgeMs: number, now: number): SubscriptionHook {
+    return {
+      add: (exposedUri, upstreamKey, upstreamUri) => {
+        this.channel(sessionId, claims, maxAgeMs, now).subscriptions.set(exposedUri, { upstreamKey, upstreamUri });
+      },
+      remove: (exposedUri) => {
+        this.channels.get(sessionId)?.subscriptions.delete(exposedUri);
+        let remaining = 0;
+        for (const channel of this.channels.values()) if (channel.gatewayId === claims.gatewayId && channel.subscriptions.has(exposedUri)) remaining += 1;
+        return remaining;
+      },
+    };
+  }
+
+  /** A session-wide notification from an upstream connection: translated and queued for the sessions it concerns. */
+  onUpstreamNotification(upstreamKey: string, notification: RelayedMessage): void {
+    const compiled = this.snapshot();
+    if (!compiled || this.channels.size === 0) return;
+    const types = LIST_CHANGED[notification.method];
+    if (types) {
+      const gateways = gatewaysServing(compiled, upstreamKey, types);
+      for (const channel of this.channels.values()) {
+        if (gateways.has(channel.gatewayId)) this.push(channel, { method: notification.method });
+      }
+      return;
+    }
+    if (notification.method === 'notifications/resources/updated') {
+      const uri = notification.params?.uri;
+      if (typeof uri !== 'string') return;
+      for (const channel of this.channels.values()) {
+        for (const [exposedUri, subscription] of channel.subscriptions) {
+          if (subscription.upstreamKey === upstreamKey && subscription.upstreamUri === uri) {
+            this.push(channel, { method: notification.method, params: { ...notification.params, uri: exposedUri } });
+          }
+        }
+      }
+    }
+  }
+
+  close(): void {
+    for (const channel of this.channels.values()) channel.stream?.end();
+    this.channels.clear();
+  }
+
+  private channel(sessionId: string, claims: SessionClaims, maxAgeMs: number, now: number): SessionChannel {
+    let channel = this.channels.get(sessionId);
+    if (!channel) {
+      this.sweep(now);
+      channel = new SessionChannel(claims.gatewayId, claims.issuedAt + maxAgeMs, now);
+      this.channels.set(sessionId, channel);
+    }
+    channel.lastActive = now;
+    return channel;
+  }
+
+  private push(channel: SessionChannel, message: RelayedMessage): void {
+    channel.seq += 1;
+    const event = {
+      id: `${channel.nonce}-${channel.seq}`,
+      seq: channel.seq,
+      data: JSON.stringify({ jsonrpc: '2.0', method: message.method, ...(message.params ? { params: message.params } : {}) }),
+    };
+    channel.events.push(event);
+    if (channel.events.length > this.options.bufferSize) channel.events.shift();
+    channel.stream?.send(event.data, event.id);
+  }
+
+  private replay(channel: SessionChannel, lastEventId: string | undefined): SessionChannel['events'] {
+    if (lastEventId === undefined) return [];
+    const dash = lastEventId.lastIndexOf('-');
+    const nonce = lastEventId.slice(0, dash);
+    const seq = Number(lastEventId.slice(dash + 1));
+    // An id of another channel (another replica, a restart): everything held is new to the client.
+    if (dash === -1 || nonce !== channel.nonce || !Number.isInteger(seq)) return [...channel.events];
+    return channel.events.filter((event) => event.seq > seq);
+  }
+
+  private sweep(now: number): void {
+    for (const [id, channel] of this.channels) {
+      const idle = !channel.stream?.isOpen && now - channel.lastActive > this.options.idleMs;
+      if (idle || channel.expiresAt < now) {
+        channel.stream?.end();
+        this.channels.delete(id);
+      }
+    }
+  }
+}
+
+/** Ids of gateways with an enabled entry on this upstream that serves one of `types`. */
+function gatewaysServing(compiled: CompiledSnapshot, upstreamKey: string, types: readonly FeatureType[]): Set<string> {
+  const ids = new Set<string>();
+  for (const gateway of compiled.gatewaysBySlug.values()) if (servesOn(gateway, upstreamKey, types)) ids.add(gateway.gateway.id);
+  return ids;
+}
+
+function servesOn(gateway: CompiledGateway, upstreamKey: string, types: readonly FeatureType[]): boolean {
+  return gateway.entries.some(
+    (entry) =>
+      entry.upstreamKey === upstreamKey &&
+      entry.assignment.enabled &&
+      types.some((type) => entry.assignment.features[type].some((feature) => feature.withheld === undefined)),
+  );
+}

@@ -1,0 +1,202 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import type { SnapshotSource } from '../snapshot/snapshot-source.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
+
+/**
+ * Prometheus metrics of the data plane, served at `/metrics`.
+ *
+ * The metrics are created once per process ({@link processMetrics}) in their own
+ * registry, never per request or per data plane; a data plane registers itself as a
+ * source for the values read at scrape time (snapshot version, upstream health). Labels
+ * are bounded: `method` is a known MCP method or `other`, `gateway` a slug of the held
+ * snapshot or `(unknown)`, so no client can grow the series without bound.
+ */
+
+/** JSON-RPC methods kept as label values; anything else is `other`. */
+const KNOWN_METHODS = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'completion/complete',
+  'logging/setLevel',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  '(response)',
+]);
+
+export interface MetricsSource {
+  readonly snapshots: SnapshotSource;
+  readonly pool: UpstreamPool;
+}
+
+export class DataPlaneMetrics {
+  readonly registry: Registry;
+  private readonly sources = new Set<MetricsSource>();
+  readonly calls: Counter<'gateway' | 'method' | 'outcome'>;
+  readonly errors: Counter<'gateway' | 'method' | 'code'>;
+  readonly duration: Histogram<'gateway' | 'method'>;
+  readonly rateLimited: Counter<'scope'>;
+  readonly rateLimitFallbacks: Counter;
+
+  constructor() {
+    // Loaded when the first data plane is built, not when the CLI merely imports this module.
+    const prom = createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
+    const registry = new prom.Registry();
+    this.registry = registry;
+    const registers = [registry];
+    this.calls = new prom.Counter({
+      name: 'gatehouse_data_plane_calls_total',
+      help: 'MCP requests to /mcp/<gateway> by gateway, JSON-RPC method and outcome (ok, error: a JSON-RPC error answer, refused: HTTP 4xx, failed: HTTP 5xx)',
+      labelNames: ['gateway', 'method', 'outcome'] as const,
+      registers,
+    });
+    this.errors = new prom.Counter({
+      name: 'gatehouse_data_plane_errors_total',
+      help: 'JSON-RPC errors answered, by gateway, method and JSON-RPC error code (or HTTP status when the answer had none)',
+      labelNames: ['gateway', 'method', 'code'] as const,
+      registers,
+    });
+    this.duration = new prom.Histogram({
+      name: 'gatehouse_data_plane_request_duration_seconds',
+      help: 'Time from request to response end at the data plane, by gateway and method',
+      labelNames: ['gateway', 'method'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.rateLimited = new prom.Counter({
+      name: 'gatehouse_data_plane_rate_limited_total',
+      help: 'Requests refused with 429, by bucket (ip, token)',
+      labelNames: ['scope'] as const,
+      registers,
+    });
+    this.rateLimitFallbacks = new prom.Counter({
+      name: 'gatehouse_data_plane_rate_limit_redis_fallbacks_total',
+      help: 'Rate-limit decisions taken in memory because Redis was unreachable (fail open to per-replica buckets)',
+      registers,
+    });
+    const sources = this.sources;
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_snapshot_version',
+      help: 'Version of the gateway snapshot being enforced (0: none yet)',
+      registers,
+      collect() {
+        let version = 0;
+        for (const source of sources) version = Math.max(version, source.snapshots.current()?.version ?? 0);
+        this.set(version);
+      },
+    });
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_upstream_up',
+      help: 'Per assignment of the snapshot: 1 while an initialized upstream session is open, 0 otherwise (never used yet, failed, or closed)',
+      labelNames: ['gateway', 'server', 'assignment'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const source of sources) {
+          const compiled = source.snapshots.current();
+          if (!compiled) continue;
+          for (const gateway of compiled.gatewaysBySlug.values()) {
+            for (const entry of gateway.entries) {
+              const labels = { gateway: gateway.gateway.slug, server: entry.assignment.serverName, assignment: entry.assignment.id };
+              const up = source.pool.peek(entry.upstreamKey)?.capabilities() !== undefined;
+              // Several data planes in one process (tests): up if any has it up.
+              this.inc(labels, 0);
+              if (up) this.set(labels, 1);
+            }
+          }
+        }
+      },
+    });
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_upstream_connections',
+      help: 'Upstream connections held in the pool (one per assignment entry in use)',
+      registers,
+      collect() {
+        let size = 0;
+        for (const source of sources) size += source.pool.size;
+        this.set(size);
+      },
+    });
+    prom.collectDefaultMetrics({ register: registry, prefix: 'gatehouse_data_plane_' });
+  }
+
+  /** Adds a data plane's snapshot source and pool to what scrapes report; returns the removal. */
+  register(source: MetricsSource): () => void {
+    this.sources.add(source);
+    return () => this.sources.delete(source);
+  }
+
+  /** Starts timing a request to `/mcp/<slug>`; the outcome is recorded when the response ends. */
+  observe(req: IncomingMessage, res: ServerResponse, slug: string, knownGateway: (slug: string) => boolean): void {
+    const started = process.hrtime.bigint();
+    let answer: string | undefined;
+    const end = res.end;
+    // Sniff the start of a JSON body to tell a JSON-RPC error from a result (no re-parse).
+    res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      if (typeof chunk === 'string') answer = chunk.slice(0, 300);
+      else if (Buffer.isBuffer(chunk)) answer = chunk.subarray(0, 300).toString('utf8');
+      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as ServerResponse['end'];
+    // SSE answers: the last `data:` line carrying a message with an id (the response comes last).
+    const write = res.write;
+    res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      if (typeof chunk === 'string') {
+        const at = chunk.indexOf('data: {"jsonrpc":"2.0","id":');
+        if (at >= 0) answer = chunk.slice(at + 6, at + 306);
+      }
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as ServerResponse['write'];
+    let done = false;
+    const record = () => {
+      if (done) return;
+      done = true;
+      const gateway = knownGateway(slug) ? slug : '(unknown)';
+      const noted = methods.get(res);
+      const method = noted === undefined ? `http:${req.method ?? 'unknown'}` : KNOWN_METHODS.has(noted) ? noted : 'other';
+      const status = res.statusCode;
+      const rpcCode = answer === undefined ? undefined : ERROR_CODE.exec(answer)?.[1];
+      const outcome = status >= 500 ? 'failed' : status >= 400 ? 'refused' : rpcCode !== undefined ? 'error' : 'ok';
+      this.calls.inc({ gateway, method, outcome });
+      if (rpcCode !== undefined || status >= 400) this.errors.inc({ gateway, method, code: rpcCode ?? `http_${status}` });
+      this.duration.observe({ gateway, method }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    res.once('finish', record);
+    res.once('close', record);
+  }
+
+  async render(res: ServerResponse): Promise<void> {
+    const text = await this.registry.metrics();
+    res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': Buffer.byteLength(text) }).end(text);
+  }
+}
+
+/** `{"jsonrpc":"2.0","id":<id>,"error":{"code":<n>` as the endpoint serializes errors. */
+const ERROR_CODE = /^\{"jsonrpc":"2\.0","id":(?:null|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|"(?:[^"\\]|\\.)*"),"error":\{"code":(-?\d+)/;
+
+/** The JSON-RPC method of a response being answered, noted by the endpoint. */
+const methods = new WeakMap<ServerResponse, string>();
+
+/** [ops hook] The endpoint notes which JSON-RPC method a response answers (for the `method` label). */
+export function noteMcpMethod(res: ServerResponse, method: string): void {
+  methods.set(res, method);
+}
+
+let instance: DataPlaneMetrics | undefined;
+
+/** The process's one set of data-plane metrics, created on first use. */
+export function processMetrics(): DataPlaneMetrics {
+  instance ??= new DataPlaneMetrics();
+  return instance;
+}

@@ -1,0 +1,341 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type ClientCapabilities,
+  type LoggingMessageNotification,
+  type Progress,
+} from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
+import { SessionStreams } from '../../../data-plane/mcp/session-streams.js';
+import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.js';
+import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
+import { ACCESS_TOKEN, GATEWAY_SLUG, gatewaySnapshot } from '../../conformance/gateway-fixture.js';
+import { startHttpFixture, type RunningServer } from '../../fixtures/mcp/spawn.js';
+
+const SECRET = 'streaming-session-secret-0123456789abcdef';
+
+let conformance: RunningServer;
+let mutable: RunningServer;
+let stateDir: string;
+let slow: { url: string; server: Server; started: number; cancelled: number };
+let plane: DataPlane;
+let mcpUrl: string;
+const open: { client: Client; transport: StreamableHTTPClientTransport }[] = [];
+
+/** An in-process upstream whose one tool runs until the request is cancelled. */
+async function startSlowUpstream(): Promise<typeof slow> {
+  const state = { started: 0, cancelled: 0 };
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const server = createServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+      const id = req.headers['mcp-session-id'];
+      let transport = typeof id === 'string' ? transports.get(id) : undefined;
+      if (!transport) {
+        const mcp = new McpServer({ name: 'slow', version: '1' });
+        mcp.registerTool('wait', { description: 'Runs until cancelled' }, async (extra) => {
+          state.started += 1;
+          await new Promise<void>((resolve) => {
+            if (extra.signal.aborted) return resolve();
+            extra.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+          state.cancelled += 1;
+          return { content: [{ type: 'text', text: 'cancelled' }] };
+        });
+        const created = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => crypto.randomUUID(),
+          onsessioninitialized: (sessionId) => void transports.set(sessionId, created),
+        });
+        await mcp.connect(created);
+        transport = created;
+      }
+      await transport.handleRequest(req, res, body);
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const result = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, server, ...state };
+  // Keep the counters live on the returned object.
+  Object.defineProperties(result, { started: { get: () => state.started }, cancelled: { get: () => state.cancelled } });
+  return result;
+}
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-streaming-'));
+  const stateFile = join(stateDir, 'description');
+  writeFileSync(stateFile, 'Looks up a record by id');
+  [conformance, mutable, slow] = await Promise.all([
+    startHttpFixture('conformance-server'),
+    startHttpFixture('mutable-server', { FIXTURE_STATE_FILE: stateFile }),
+    startSlowUpstream(),
+  ]);
+  const snapshots = new InMemorySnapshotSource();
+  snapshots.offer(
+    await gatewaySnapshot([
+      { url: conformance.url, prefix: 'conf' },
+      { url: mutable.url, prefix: 'mut' },
+      { url: slow.url, prefix: 'slow' },
+    ]),
+  );
+  plane = buildDataPlane({ port: 0, sessionSecret: SECRET, callTimeoutMs: 20_000 }, { snapshots });
+  mcpUrl = `${(await plane.listen()).url}/mcp/${GATEWAY_SLUG}`;
+}, 60_000);
+
+afterAll(async () => {
+  for (const { client, transport } of open) {
+    await transport.terminateSession().catch(() => undefined);
+    await client.close().catch(() => undefined);
+  }
+  await plane?.close();
+  await Promise.all([conformance?.close(), mutable?.close()]);
+  slow?.server.closeAllConnections();
+  await new Promise((resolve) => slow?.server.close(resolve));
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+});
+
+async function connect(capabilities: ClientCapabilities = {}, setup?: (client: Client) => void): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } } });
+  const client = new Client({ name: 'streaming-test', version: '1.0.0' }, { capabilities });
+  setup?.(client);
+  await client.connect(transport);
+  open.push({ client, transport });
+  return client;
+}
+
+const textOf = (result: unknown) => ((result as { content: { type: string; text?: string }[] }).content[0]?.text ?? '');
+
+describe('SSE responses relay what the upstream sends during a call', () => {
+  it('relays progress with the client token mapped through', async () => {
+    const client = await connect();
+    const seen: Progress[] = [];
+    const result = await client.callTool({ name: 'conf__test_tool_with_progress', arguments: {} }, undefined, { onprogress: (p) => seen.push(p) });
+    expect(textOf(result)).toBe('Progress tool completed');
+    expect(seen.map((p) => p.progress)).toEqual([0, 50, 100]);
+    expect(seen[0]).toMatchObject({ total: 100, message: 'step 1 of 3' });
+  });
+
+  it('relays logging notifications on the call stream', async () => {
+    const logs: LoggingMessageNotification['params'][] = [];
+    const client = await connect({}, (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params)));
+    await client.setLoggingLevel('info');
+    const result = await client.callTool({ name: 'conf__test_tool_with_logging', arguments: {} });
+    expect(textOf(result)).toBe('Tool with logging executed successfully');
+    expect(logs.map((l) => l.data)).toEqual(['Tool execution started', 'Tool processing data', 'Tool execution completed']);
+  });
+
+  it('answers JSON when the client does not take SSE, and SSE when it does', async () => {
+    const init = await fetch(mcpUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    const session = init.headers.get('mcp-session-id')!;
+    const call = (accept: string) =>
+      fetch(mcpUrl, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept, 'mcp-session-id': session },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'conf__test_simple_text', arguments: {} } }),
+      });
+    const json = await call('application/json');
+    expect(json.headers.get('content-type')).toBe('application/json');
+    expect(await json.json()).toMatchObject({ id: 2, result: { content: [{ text: 'This is a simple text response for testing.' }] } });
+    const sse = await call('application/json, text/event-stream');
+    expect(sse.headers.get('content-type')).toBe('text/event-stream');
+    expect(await sse.text()).toContain('"text":"This is a simple text response for testing."');
+  });
+});
+
+describe('server-to-client requests during a call', () => {
+  it('relays elicitation to the client and its answer back to the upstream', async () => {
+    const asked: unknown[] = [];
+    const client = await connect({ elicitation: {} }, (c) =>
+      c.setRequestHandler(ElicitRequestSchema, async (request) => {
+        asked.push(request.params);
+        return { action: 'accept', content: { username: 'ada', email: 'ada@example.com' } };
+      }),
+    );
+    const result = await client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'Who are you?' } });
+    expect(asked).toEqual([expect.objectContaining({ message: 'Who are you?' })]);
+    expect(textOf(result)).toBe('Elicitation completed: action=accept, content={"username":"ada","email":"ada@example.com"}');
+  });
+
+  it('relays sampling to the client and its answer back to the upstream', async () => {
+    const client = await connect({ sampling: {} }, (c) =>
+      c.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+        const content = request.params.messages[0]?.content;
+        const prompt = content && !Array.isArray(content) && content.type === 'text' ? content.text : '';
+        return { model: 'test-model', role: 'assistant', content: { type: 'text', text: `you said ${prompt}` } };
+      }),
+    );
+    const result = await client.callTool({ name: 'conf__test_sampling', arguments: { prompt: 'hello' } });
+    expect(textOf(result)).toBe('LLM response: you said hello');
+  });
+
+  it('refuses to relay sampling to a client that did not declare it', async () => {
+    const client = await connect();
+    const result = (await client.callTool({ name: 'conf__test_sampling', arguments: { prompt: 'hello' } })) as { isError?: boolean };
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toContain('did not declare the "sampling" capability');
+  });
+});
+
+describe('cancellation', () => {
+  it('cancels the upstream request when the client cancels its call', async () => {
+    const client = await connect();
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'slow__wait', arguments: {} }, undefined, { signal: controller.signal });
+    await expect.poll(() => slow.started, { timeout: 5_000 }).toBe(1);
+    controller.abort('changed my mind');
+    await expect(call).rejects.toThrow();
+    await expect.poll(() => slow.cancelled, { timeout: 5_000 }).toBe(1);
+  });
+
+  it('gives up a relayed request when the client cancels the call, and the session keeps working', async () => {
+    let asked = 0;
+    const client = await connect({ elicitation: {} }, (c) =>
+      c.setRequestHandler(ElicitRequestSchema, () => {
+        asked += 1;
+        return new Promise(() => undefined); // never answers
+      }),
+    );
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'never mind' } }, undefined, { signal: controller.signal });
+    await expect.poll(() => asked, { timeout: 5_000 }).toBe(1);
+    controller.abort('changed my mind');
+    await expect(call).rejects.toThrow();
+    expect(textOf(await client.callTool({ name: 'conf__test_simple_text', arguments: {} }))).toBe('This is a simple text response for testing.');
+  });
+});
+
+describe('the GET stream', () => {
+  it('relays an upstream tools/list_changed as the gateway list_changed to a client GET stream', async () => {
+    let changes = 0;
+    const client = await connect({}, (c) => c.setNotificationHandler(ToolListChangedNotificationSchema, () => void (changes += 1)));
+    expect(client.getServerCapabilities()?.tools).toEqual({ listChanged: true });
+    // The upstream session (and its own GET stream) opens on first use.
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('mut__lookup');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    writeFileSync(join(stateDir, 'description'), 'Looks up a record by id (changed)');
+    await expect.poll(() => changes, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
+    const tools = await client.listTools();
+    expect(tools.tools.find((t) => t.name === 'mut__lookup')?.description).toBe('Looks up a record by id (changed)');
+  });
+
+  it('relays resources/updated for a subscribed resource with its URI namespaced', async () => {
+    const updated: string[] = [];
+    const client = await connect({}, (c) => c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri)));
+    await client.subscribeResource({ uri: 'conf+test://watched-resource' });
+    await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
+    await expect.poll(() => updated, { timeout: 5_000 }).toEqual(['conf+test://watched-resource']);
+    await client.unsubscribeResource({ uri: 'conf+test://watched-resource' });
+    await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(updated).toHaveLength(1);
+  });
+
+  it('gives events ids and replays what a reconnecting client missed (Last-Event-ID)', async () => {
+    const headers = { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(mcpUrl, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    const session = init.headers.get('mcp-session-id')!;
+    const sessionHeaders = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+    const get = (extra: Record<string, string> = {}) => fetch(mcpUrl, { headers: { ...sessionHeaders, accept: 'text/event-stream', ...extra } });
+
+    // First stream: read the priming id, then a list_changed event, then drop the stream.
+    const first = await get();
+    expect(first.headers.get('content-type')).toBe('text/event-stream');
+    expect((await get()).status).toBe(409);
+    const reader = first.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${pattern}: ${text}`);
+        text += decoder.decode(value);
+      }
+    };
+    await readUntil(/^id: \S+\n/m);
+    writeFileSync(join(stateDir, 'description'), 'Looks up a record by id (v2)');
+    await readUntil(/notifications\/tools\/list_changed/);
+    const ids = [...text.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    const lastSeen = ids.at(-1)!;
+    await reader.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Missed while disconnected, replayed on reconnection after the last id seen.
+    writeFileSync(join(stateDir, 'description'), 'Looks up a record by id (v3)');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const resumed = await get({ 'last-event-id': lastSeen });
+    const resumedReader = resumed.body!.getReader();
+    let replay = '';
+    while (!/notifications\/tools\/list_changed/.test(replay)) {
+      const { value, done } = await resumedReader.read();
+      if (done) break;
+      replay += decoder.decode(value);
+    }
+    await resumedReader.cancel();
+    expect(replay).toContain('notifications/tools/list_changed');
+    const replayedIds = [...replay.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    expect(replayedIds).not.toContain(lastSeen);
+    await fetch(mcpUrl, { method: 'DELETE', headers: sessionHeaders });
+  });
+});
+
+describe('the GET-stream buffer', () => {
+  /** A response that records what is written to it. */
+  function fakeResponse(): ServerResponse & { text: string } {
+    const res = Object.assign(new EventEmitter(), {
+      text: '',
+      destroyed: false,
+      writeHead: () => res,
+      flushHeaders: () => undefined,
+      write: (chunk: string) => ((res.text += chunk), true),
+      end: () => res.emit('close'),
+    });
+    return res as unknown as ServerResponse & { text: string };
+  }
+
+  it('keeps a bounded number of events and replays only what follows Last-Event-ID', async () => {
+    const compiled = acceptSnapshot(undefined, await gatewaySnapshot([{ url: mutable.url, prefix: 'mut' }]));
+    const upstreamKey = compiled.gatewaysBySlug.get(GATEWAY_SLUG)!.entries[0]!.upstreamKey;
+    const streams = new SessionStreams({ bufferSize: 3, idleMs: 60_000 }, () => compiled);
+    const claims = { workspaceId: 'ws-conf', gatewayId: 'gw-conf', connectionId: 'conn-conf', protocolVersion: '2025-11-25', issuedAt: Date.now() };
+    const first = fakeResponse();
+    expect(streams.open('s1', claims, 3_600_000, first, undefined, Date.now())).toBe(true);
+    for (let i = 0; i < 5; i += 1) streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
+    streams.onUpstreamNotification('another-upstream', { method: 'notifications/tools/list_changed' });
+    const ids = [...first.text.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    expect(ids).toHaveLength(6); // priming + 5 (nothing for an upstream the gateway does not use)
+    first.emit('close');
+
+    const resumed = fakeResponse();
+    streams.open('s1', claims, 3_600_000, resumed, ids[3], Date.now());
+    expect([...resumed.text.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1])).toEqual([ids[4], ids[5]]);
+    resumed.emit('close');
+
+    // An id from elsewhere (another replica): everything still held, at most bufferSize.
+    const foreign = fakeResponse();
+    streams.open('s1', claims, 3_600_000, foreign, 'other-7', Date.now());
+    expect([...foreign.text.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1])).toEqual([ids[3], ids[4], ids[5]]);
+    streams.close();
+  });
+});
