@@ -1,0 +1,2 @@
+export { ENTITY_TYPES, isEntityType, type EntityType, type Finding } from './finding.js';
+export { createPiiScanner, DEFAULT_MIN_CONFIDENCE, type PiiScanner, type PiiScannerOptions } from './pii-scanner.js';
