@@ -10,7 +10,7 @@ import { parseGatewaySnapshot } from '../../../schema/snapshot/index.js';
  * Golden cases for the snapshot compiler: each `test/golden/snapshot/<case>.json` holds
  * `{ description, input, expected, diagnostics? }`, where `expected` is the compiled
  * snapshot or `{ error }`, and `diagnostics` what the compiler withheld (name collisions),
- * present only when there is any. `UPDATE_GOLDEN=1 npx vitest run test/unit/snapshot/golden.test.ts`
+ * present only when there is any. `UPDATE_GOLDEN=1 npx vitest run --config test/vitest.config.ts test/unit/snapshot/golden.test.ts`
  * rewrites `expected` from the compiler; review the diff before keeping it.
  */
 const GOLDEN_DIR = fileURLToPath(new URL('../../golden/snapshot/', import.meta.url));
