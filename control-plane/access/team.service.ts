@@ -11,6 +11,7 @@ import type { TeamRow } from './access.table.js';
 import type { ListOptions } from './role.service.js';
 import { requireCapability, type Viewer } from './viewer.js';
 import { loadGrouped } from '../shared/grouped.js';
+import { setKillSwitch } from '../shared/kill-switch.js';
 
 const createInput = z.object({ name: displayName(), description: description.optional() });
 const updateInput = z.object({ name: displayName().optional(), description: description.optional() });
@@ -123,18 +124,7 @@ export class TeamService {
   /** Disabling a team withdraws everything it grants (gateway access) without losing its members. */
   async setDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<TeamRow> {
     requireCapability(viewer, 'people.manage_teams');
-    return this.write(viewer, async (trx) => {
-      await this.get(viewer, id, trx);
-      const team = await trx
-        .updateTable('teams')
-        .set({ disabled, updated_at: new Date() })
-        .where('workspace_id', '=', viewer.workspaceId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await this.event(trx, viewer, disabled ? 'team.disabled' : 'team.enabled', id, {});
-      return team;
-    });
+    return this.write(viewer, (trx) => setKillSwitch(trx, 'teams', viewer, id, disabled, { type: 'Team', event: 'team' }));
   }
 
   async delete(viewer: Viewer, id: string): Promise<TeamRow> {

@@ -11,6 +11,7 @@ import { parseInput } from '../shared/input.js';
 import { z } from 'zod';
 import type { AssignmentPinRow, AssignmentRow, MetadataOverride, Provisioning, ProvisioningMode } from './gateway.table.js';
 import { loadGrouped } from '../shared/grouped.js';
+import { setKillSwitch } from '../shared/kill-switch.js';
 
 /** Feature types as the snapshot names them → feature kinds as discovery stores them. */
 export const KIND_OF: Readonly<Record<FeatureType, FeatureKind>> = {
@@ -166,12 +167,9 @@ export class AssignmentService {
 
   async setDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<AssignmentRow> {
     requireCapability(viewer, 'gateways.manage');
-    return this.database.db.transaction().execute(async (trx) => {
-      await this.get(viewer, id, trx);
-      const row = await trx.updateTable('assignments').set({ disabled, updated_at: new Date() }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
-      await this.event(trx, viewer, disabled ? 'assignment.disabled' : 'assignment.enabled', id, {});
-      return row;
-    });
+    return this.database.db
+      .transaction()
+      .execute((trx) => setKillSwitch(trx, 'assignments', viewer, id, disabled, { type: 'Assignment', event: 'assignment' }));
   }
 
   async remove(viewer: Viewer, id: string): Promise<AssignmentRow> {

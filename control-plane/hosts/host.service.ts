@@ -11,6 +11,7 @@ import { description, displayName, parseInput } from '../shared/input.js';
 import { TOKEN_PREFIXES, generateToken, hashToken, tokenDisplayPrefix } from '../shared/tokens.js';
 import type { AccessTokenRow, ConnectionRow, HostRow } from './host.table.js';
 import { loadGrouped } from '../shared/grouped.js';
+import { setKillSwitch } from '../shared/kill-switch.js';
 
 export const HOST_KINDS = ['agent', 'app'] as const;
 
@@ -156,18 +157,9 @@ export class HostService {
   /** Host kill switch: a disabled host's connections refuse every call; they keep their own state. */
   async setDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<HostRow> {
     requireCapability(viewer, 'hosts.disable');
-    return this.write(async (trx) => {
-      await this.get(viewer, id, trx);
-      const host = await trx
-        .updateTable('hosts')
-        .set({ disabled, updated_at: new Date() })
-        .where('workspace_id', '=', viewer.workspaceId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await this.event(trx, viewer, disabled ? 'host.disabled' : 'host.enabled', 'Host', id, { name: host.name });
-      return host;
-    });
+    return this.write((trx) =>
+      setKillSwitch(trx, 'hosts', viewer, id, disabled, { type: 'Host', event: 'host', details: (host) => ({ name: host.name }) }),
+    );
   }
 
   /** Deletes a host with its connections and their tokens. */
@@ -254,22 +246,13 @@ export class HostService {
   /** Connection kill switch: its tokens stop working in every data plane while it is disabled. */
   async setConnectionDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<ConnectionRow> {
     requireCapability(viewer, 'hosts.disable');
-    return this.write(async (trx) => {
-      await this.getConnection(viewer, id, trx);
-      const connection = await trx
-        .updateTable('connections')
-        .set({ disabled, updated_at: new Date() })
-        .where('workspace_id', '=', viewer.workspaceId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await this.event(trx, viewer, disabled ? 'connection.disabled' : 'connection.enabled', 'Connection', id, {
-        name: connection.name,
-        hostId: connection.host_id,
-        gatewayId: connection.gateway_id,
-      });
-      return connection;
-    });
+    return this.write((trx) =>
+      setKillSwitch(trx, 'connections', viewer, id, disabled, {
+        type: 'Connection',
+        event: 'connection',
+        details: (connection) => ({ name: connection.name, hostId: connection.host_id, gatewayId: connection.gateway_id }),
+      }),
+    );
   }
 
   /** Deletes a connection with its tokens. */

@@ -8,6 +8,7 @@ import { NotFoundError } from '../errors.js';
 import { recordWorkspaceEvent } from '../events/workspace-events.js';
 import type { ServerRow } from '../servers/server.table.js';
 import type { IdentityRow } from './identity.table.js';
+import { setKillSwitch } from '../shared/kill-switch.js';
 
 /**
  * Upstream identities and their kill switch. Identities carry no secret: a shared one is
@@ -56,23 +57,13 @@ export class IdentityService {
   /** Kill switch: a disabled shared identity takes every shared-scheme assignment of its server out of service. */
   async setDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<IdentityRow> {
     requireCapability(viewer, 'identities.manage');
-    return this.database.db.transaction().execute(async (trx) => {
-      await this.get(viewer, id, trx);
-      const row = await trx
-        .updateTable('identities')
-        .set({ disabled, updated_at: new Date() })
-        .where('workspace_id', '=', viewer.workspaceId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await recordWorkspaceEvent(trx, viewer.workspaceId, viewer.actor, {
-        type: disabled ? 'identity.disabled' : 'identity.enabled',
-        subjectType: 'Identity',
-        subjectId: id,
-        details: { name: row.name, kind: row.kind, serverId: row.server_id },
-      });
-      return row;
-    });
+    return this.database.db.transaction().execute((trx) =>
+      setKillSwitch(trx, 'identities', viewer, id, disabled, {
+        type: 'Identity',
+        event: 'identity',
+        details: (row) => ({ name: row.name, kind: row.kind, serverId: row.server_id }),
+      }),
+    );
   }
 }
 

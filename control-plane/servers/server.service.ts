@@ -20,6 +20,7 @@ import {
 } from './server-input.js';
 import type { SealedSecret, ServerContainerRow, ServerRow, ServerTable } from './server.table.js';
 import { loadGrouped } from '../shared/grouped.js';
+import { setKillSwitch } from '../shared/kill-switch.js';
 
 export interface ListOptions {
   readonly limit: number;
@@ -128,18 +129,7 @@ export class ServerService {
 
   async setDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<ServerRow> {
     requireCapability(viewer, 'servers.manage');
-    return this.write(viewer, undefined, async (trx) => {
-      await this.get(viewer, id, trx);
-      const row = await trx
-        .updateTable('servers')
-        .set({ disabled, updated_at: new Date() })
-        .where('workspace_id', '=', viewer.workspaceId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await this.event(trx, viewer, disabled ? 'server.disabled' : 'server.enabled', id, {});
-      return row;
-    });
+    return this.write(viewer, undefined, (trx) => setKillSwitch(trx, 'servers', viewer, id, disabled, { type: 'Server', event: 'server' }));
   }
 
   async delete(viewer: Viewer, id: string): Promise<ServerRow> {
@@ -299,18 +289,9 @@ export class ServerService {
 
   async setContainerDisabled(viewer: Viewer, id: string, disabled: boolean): Promise<ServerContainerRow> {
     requireCapability(viewer, 'servers.manage');
-    return this.write(viewer, undefined, async (trx) => {
-      await this.getContainer(viewer, id, trx);
-      const row = await trx
-        .updateTable('server_containers')
-        .set({ disabled, updated_at: new Date() })
-        .where('workspace_id', '=', viewer.workspaceId)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await this.event(trx, viewer, disabled ? 'server_container.disabled' : 'server_container.enabled', id, {}, 'ServerContainer');
-      return row;
-    });
+    return this.write(viewer, undefined, (trx) =>
+      setKillSwitch(trx, 'server_containers', viewer, id, disabled, { type: 'ServerContainer', event: 'server_container' }),
+    );
   }
 
   async setContainerMembers(viewer: Viewer, id: string, serverIds: readonly string[], add: boolean): Promise<ServerContainerRow> {
