@@ -1,0 +1,428 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Result } from '@modelcontextprotocol/sdk/types.js';
+import type { CappedText, Scrubber } from '../../schema/audit/scrub.js';
+import type { AuditEntry, AuditLeg, AuditPolicyAction, AuditStatus } from '../../schema/audit/types.js';
+import { AUDIT_STRING_LIMITS, MAX_AUDIT_BODY_CHARS } from '../../schema/audit/validate.js';
+import { toRpcError } from '../mcp/router.js';
+import { clientInfoOf } from '../mcp/session-id.js';
+import { clientIp } from '../policy/rate-limit.js';
+import type { Refusal } from '../policy/refusal.js';
+import type { AuditedCall, StageRefusal } from './call-auditor.js';
+import type { TokenEstimator } from './token-estimator.js';
+
+/** Body limit of a gateway whose snapshot does not say (`gateway.audit.maxBodyBytes`). */
+export const DEFAULT_AUDIT_MAX_BODY_BYTES = 64 * 1024;
+
+export interface EntryBuilderDeps {
+  readonly scrubber: Scrubber;
+  readonly tokens: TokenEstimator;
+}
+
+interface StageInfo {
+  readonly stage: string;
+  readonly status: AuditStatus;
+  /** The stage action asks the control plane for an alert. */
+  readonly alert: boolean;
+}
+
+/** Refusal codes (`error.data.code`) → the stage that refused (AUDIT.md, "Legs"). */
+const STAGE_BY_CODE: { readonly [code: string]: StageInfo } = {
+  HOST_NOT_ALLOWED: { stage: 'origin', status: 'blocked', alert: false },
+  ORIGIN_NOT_ALLOWED: { stage: 'origin', status: 'blocked', alert: false },
+  RATE_LIMITED: { stage: 'rate_limit', status: 'blocked', alert: true },
+  UNAUTHENTICATED: { stage: 'authenticate', status: 'blocked', alert: false },
+  DISABLED: { stage: 'kill_switch', status: 'blocked', alert: false },
+  FORBIDDEN: { stage: 'authorize', status: 'blocked', alert: false },
+  NOT_PROVISIONED: { stage: 'provisioning', status: 'blocked', alert: false },
+  // A pin mismatch (rug pull) is worth a person's attention.
+  WITHHELD: { stage: 'provisioning', status: 'blocked', alert: true },
+  GATEWAY_NOT_FOUND: { stage: 'route', status: 'error', alert: false },
+  SNAPSHOT_UNAVAILABLE: { stage: 'snapshot', status: 'error', alert: false },
+};
+const INPUT_STAGE: StageInfo = { stage: 'input', status: 'error', alert: false };
+
+const STAGE_NAMES: { readonly [stage: string]: string } = {
+  origin: 'Host and Origin validation',
+  rate_limit: 'rate limit',
+  authenticate: 'authentication',
+  kill_switch: 'kill switch',
+  authorize: 'authorization',
+  provisioning: 'provisioning and pins',
+  route: 'gateway routing',
+  snapshot: 'snapshot',
+  input: 'request validation',
+};
+
+const CANCELLED_CODE = -32800;
+const NO_ACTIONS: readonly AuditPolicyAction[] = Object.freeze([]);
+/** Upstream params this close in length to the client's are the same text but for the translated name. */
+const SAME_TEXT_SLACK = 64;
+
+/** SHA-256 prefixes of recent session ids: calls of a session repeat it. */
+const sessionRefs = new Map<string, string>();
+
+function sessionRefOf(sessionId: string): string {
+  let ref = sessionRefs.get(sessionId);
+  if (ref === undefined) {
+    ref = createHash('sha256').update(sessionId).digest('hex').slice(0, 16);
+    if (sessionRefs.size >= 10_000) sessionRefs.clear();
+    sessionRefs.set(sessionId, ref);
+  }
+  return ref;
+}
+const L = AUDIT_STRING_LIMITS;
+
+/**
+ * Turns a finished call into its audit entries (AUDIT.md, "Legs" and "Fields"): this is
+ * where bodies are serialized, scrubbed and cut, tokens estimated and sizes measured, in
+ * the shipper's flush, never on the call's path. Every string is cut to the ingest
+ * validator's limits so a batch is never refused for a long header or method name.
+ */
+export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): AuditEntry[] {
+  const { scrubber, tokens } = deps;
+  const compiled = call.admission?.compiled ?? call.compiled;
+  if (!compiled) return [];
+  const gateway = call.admission?.gateway ?? compiled.gatewaysBySlug.get(call.slug);
+  const grant = call.admission?.principal.grant;
+  // Read defensively: snapshots compiled before `gateway.audit` existed have none.
+  const settings = (gateway?.gateway as { audit?: { bodies?: string; maxBodyBytes?: number } } | undefined)?.audit;
+  const full = settings?.bodies === 'full';
+  const maxBody = Math.min(settings?.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES, MAX_AUDIT_BODY_CHARS);
+
+  const request = call.request;
+  const params = request?.params;
+  const method = request ? clip(request.method, L.method) : null;
+  const headers = call.req.headers;
+  const clientInfo = call.claims?.clientInfo ?? (request?.method === 'initialize' ? clientInfoOf(params?.clientInfo) : undefined);
+  const ip = clientIp(call.remoteAddress, headers['x-forwarded-for'], call.context.trustedProxyHops);
+  const upstreamLegs = call.upstream ?? [];
+  const single = upstreamLegs.length === 1 ? upstreamLegs[0]!.target.exposed.entry.assignment : undefined;
+
+  const workspaceId = compiled.workspaceId;
+  const gatewayId = gateway?.gateway.id ?? null;
+  const hostId = grant?.token.hostId ?? null;
+  const connectionId = grant?.connectionId ?? null;
+  const tokenId = grant?.token.tokenId ?? null;
+  const userId = grant?.userId ?? null;
+  const clientName = clientInfo ? clip(clientInfo.name, L.name) : null;
+  const clientVersion = clientInfo ? clip(clientInfo.version, L.name) : null;
+  const sessionRef = call.sessionId ? sessionRefOf(call.sessionId) : null;
+  const featureName = featureOf(request?.method, params);
+  const jsonRpcId = request ? clip(String(request.id), L.jsonRpcId) : null;
+  const originIp = ip === 'unknown' ? null : clip(ip, L.originIp);
+  const userAgent = typeof headers['user-agent'] === 'string' ? clip(headers['user-agent'], L.userAgent) : null;
+  const serverId = single?.serverId ?? null;
+  const assignmentId = single?.id ?? null;
+  const { correlationId } = call;
+  const { instance } = call.context;
+  const snapshotVersion = compiled.version;
+  // One literal with every field in one order (one hidden class), then the leg's own fields.
+  const entry = (leg: AuditLeg, at: number, status: AuditStatus, fields: Partial<AuditEntry>): AuditEntry =>
+    Object.assign(
+      {
+        id: randomUUID(),
+        correlationId,
+        leg,
+        occurredAt: new Date(call.epochOf(at)).toISOString(),
+        durationMs: null,
+        gatewayMs: null,
+        upstreamMs: null,
+        workspaceId,
+        gatewayId,
+        serverId,
+        assignmentId,
+        hostId,
+        connectionId,
+        tokenId,
+        userId,
+        clientName,
+        clientVersion,
+        sessionRef,
+        method,
+        featureName,
+        jsonRpcId,
+        status,
+        errorCode: null,
+        errorMessage: null,
+        policyActions: NO_ACTIONS,
+        body: null,
+        bodyTruncated: false,
+        headers: null,
+        inputTokens: null,
+        outputTokens: null,
+        bytesIn: null,
+        bytesOut: null,
+        originIp,
+        userAgent,
+        dataPlaneId: null,
+        dataPlaneInstance: instance,
+        snapshotVersion,
+      } as AuditEntry,
+      fields,
+    );
+
+  // ── The outcome: the answer, a stage refusal, cancellation, a tool error ──
+  const answer = parseAnswer(call.responseBody);
+  const answerError = answer?.error;
+  const refusal = call.refusal;
+  let stage: StageInfo | undefined;
+  let refusalCode: string | undefined;
+  if (refusal) {
+    refusalCode = refusal.code;
+    stage = isStageRefusal(refusal) ? (STAGE_BY_CODE[refusal.code] ?? { stage: refusal.stage, status: 'blocked', alert: false }) : STAGE_BY_CODE[refusal.code];
+  } else if (answerError) {
+    refusalCode = typeof answerError.data?.code === 'string' ? answerError.data.code : undefined;
+    stage = refusalCode === undefined ? undefined : STAGE_BY_CODE[refusalCode];
+  }
+  if (!stage && call.statusCode >= 400 && call.statusCode < 500) stage = INPUT_STAGE;
+
+  let status: AuditStatus = 'ok';
+  let errorCode: number | null = null;
+  let errorMessage: string | null = null;
+  if (answerError) {
+    status = 'error';
+    errorCode = int32(answerError.code);
+    errorMessage = clip(answerError.message, L.errorMessage);
+  } else if (refusal) {
+    status = 'error';
+    errorCode = refusal.rpcCode;
+    errorMessage = clip(isStageRefusal(refusal) ? refusal.message() : refusal.message, L.errorMessage);
+  } else if (!answer && (call.aborted || call.statusCode >= 400)) {
+    status = 'error';
+    errorCode = call.aborted ? CANCELLED_CODE : null;
+    errorMessage = call.aborted ? 'cancelled: the client cancelled the request or went away before the answer' : `HTTP ${call.statusCode}`;
+  } else if (isErrorResult(answer?.result)) {
+    status = 'error';
+    errorMessage = clip(firstText(answer!.result), L.errorMessage);
+  }
+  const actions: AuditPolicyAction[] = (call.actions ?? []).map((record) => sanitizeAction(record.action));
+  let stageAction: AuditPolicyAction | undefined;
+  if (stage) {
+    status = stage.status;
+    stageAction = {
+      ruleId: `stage:${stage.stage}`,
+      ruleName: STAGE_NAMES[stage.stage] ?? stage.stage,
+      action: 'refuse',
+      findings: refusalCode ? [clip(refusalCode, L.name)] : [`http_${call.statusCode}`],
+      ...(errorMessage ? { detail: clip(errorMessage, L.detail) } : {}),
+      alert: stage.alert,
+    };
+  }
+  if (actions.some((action) => action.action === 'block')) status = 'blocked';
+
+  // ── Client side: sizes, tokens, bodies ──
+  const paramsText = params === undefined ? undefined : JSON.stringify(params);
+  const resultText = answer ? answerPayloadText(call.responseBody!, request?.id, answer) : undefined;
+  const inputTokens = tokens.estimate(paramsText);
+  const outputTokens = tokens.estimate(resultText);
+  const bytesIn = call.requestText === undefined ? null : Buffer.byteLength(call.requestText);
+  const bytesOut = call.responseBody === undefined ? null : Buffer.byteLength(call.responseBody);
+  const requestBody = full && call.requestText !== undefined ? scrubber.jsonText(call.requestText, maxBody) : undefined;
+  const responseBody = full && answer ? scrubbedText(scrubber, answer, call.responseBody!, maxBody) : undefined;
+
+  const entries: AuditEntry[] = [];
+  entries.push(
+    entry('client_request', call.startedAt, status, {
+      headers: clientHeaders(scrubber, headers),
+      bytesIn,
+      inputTokens,
+      ...bodyFields(requestBody),
+    }),
+  );
+
+  // ── Upstream legs ──
+  let upstreamMs: number | null = null;
+  for (const leg of upstreamLegs) {
+    const assignment = leg.target.exposed.entry.assignment;
+    const where = { serverId: assignment.serverId, assignmentId: assignment.id };
+    const sentText = JSON.stringify(leg.params);
+    entries.push(
+      entry('upstream_request', leg.sentAt, 'ok', {
+        ...where,
+        bytesOut: Buffer.byteLength(sentText),
+        // Usually the client's params with the feature name translated: no need to tokenize twice.
+        inputTokens: paramsText !== undefined && Math.abs(sentText.length - paramsText.length) <= SAME_TEXT_SLACK ? inputTokens : tokens.estimate(sentText),
+        ...bodyFields(full ? scrubber.toJsonText({ method: leg.target.method, params: leg.params }, maxBody) : undefined),
+      }),
+    );
+    const tookMs = leg.endedAt !== undefined && leg.startedAt !== undefined ? leg.endedAt - leg.startedAt : null;
+    if (tookMs !== null) upstreamMs = (upstreamMs ?? 0) + tookMs;
+    const outcome = leg.outcome;
+    if (!outcome) {
+      entries.push(
+        entry('upstream_response', call.endedAt, 'error', {
+          ...where,
+          durationMs: call.endedAt - leg.sentAt,
+          upstreamMs: call.endedAt - leg.sentAt,
+          errorMessage: 'no answer from the upstream before the call ended',
+        }),
+      );
+    } else if ('result' in outcome) {
+      const text = JSON.stringify(outcome.result) ?? 'null';
+      const failed = isErrorResult(outcome.result);
+      entries.push(
+        entry('upstream_response', leg.endedAt!, failed ? 'error' : 'ok', {
+          ...where,
+          durationMs: tookMs,
+          upstreamMs: tookMs,
+          ...(failed ? { errorMessage: clip(firstText(outcome.result), L.errorMessage) } : {}),
+          bytesIn: Buffer.byteLength(text),
+          outputTokens: text === resultText ? outputTokens : tokens.estimate(text),
+          ...bodyFields(full ? scrubber.jsonText(text, maxBody) : undefined),
+        }),
+      );
+    } else {
+      const failure = describeUpstreamError(outcome.error);
+      entries.push(
+        entry('upstream_response', leg.endedAt!, 'error', {
+          ...where,
+          durationMs: tookMs,
+          upstreamMs: tookMs,
+          errorCode: failure.code,
+          errorMessage: clip(failure.message, L.errorMessage),
+          ...bodyFields(full ? scrubber.toJsonText({ error: failure }, maxBody) : undefined),
+        }),
+      );
+    }
+  }
+
+  // ── Policy actions: one entry each, and all of them on the client response ──
+  for (const record of call.actions ?? []) {
+    const action = sanitizeAction(record.action);
+    entries.push(entry('policy_action', record.at, action.action === 'block' ? 'blocked' : 'ok', { policyActions: [action] }));
+  }
+  if (stageAction) entries.push(entry('policy_action', call.endedAt, stage!.status, { policyActions: [stageAction] }));
+
+  const durationMs = call.endedAt - call.startedAt;
+  entries.push(
+    entry('client_response', call.endedAt, status, {
+      durationMs,
+      upstreamMs,
+      gatewayMs: Math.max(0, durationMs - (upstreamMs ?? 0)),
+      errorCode,
+      errorMessage,
+      policyActions: stageAction ? [...actions, stageAction] : actions,
+      // The request side is on client_request: sums over both client legs count each once.
+      bytesOut,
+      outputTokens,
+      ...bodyFields(responseBody),
+    }),
+  );
+  return entries;
+}
+
+interface Answer {
+  readonly result?: unknown;
+  readonly error?: { readonly code?: unknown; readonly message?: unknown; readonly data?: { readonly code?: unknown } };
+}
+
+function parseAnswer(text: string | undefined): Answer | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const record = parsed as { result?: unknown; error?: unknown };
+    if (record.error !== undefined) {
+      const error = record.error;
+      return { error: typeof error === 'object' && error !== null ? (error as NonNullable<Answer['error']>) : { message: String(error) } };
+    }
+    return 'result' in record ? { result: record.result } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The `result` (or `error`) of an answer as JSON text. The endpoint writes
+ * `{"jsonrpc":"2.0","id":<id>,"result":…}`, so the payload is a slice of the text already
+ * written; anything else is serialized again.
+ */
+function answerPayloadText(text: string, id: unknown, answer: Answer): string {
+  if (answer.error === undefined && id !== undefined) {
+    const prefix = `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`;
+    if (text.startsWith(prefix) && text.endsWith('}')) return text.slice(prefix.length, -1);
+  }
+  return JSON.stringify(answer.error ?? answer.result) ?? 'null';
+}
+
+/** The answer's text with secrets scrubbed, reusing the text as written when nothing was secret. */
+function scrubbedText(scrubber: Scrubber, parsed: unknown, text: string, maxBytes: number): CappedText {
+  const scrubbed = scrubber.value(parsed);
+  return scrubber.jsonText(scrubbed === parsed ? text : JSON.stringify(scrubbed), maxBytes);
+}
+
+function bodyFields(body: CappedText | undefined): { body: string | null; bodyTruncated: boolean } {
+  return body ? { body: body.text, bodyTruncated: body.truncated } : { body: null, bodyTruncated: false };
+}
+
+function clientHeaders(scrubber: Scrubber, headers: Record<string, string | string[] | undefined>): { [name: string]: string } {
+  const scrubbed = scrubber.headers(headers);
+  const out: { [name: string]: string } = {};
+  let n = 0;
+  for (const [name, value] of Object.entries(scrubbed)) {
+    if (n++ >= L.headers) break;
+    out[clip(name, L.headerName)] = clip(value, L.headerValue);
+  }
+  return out;
+}
+
+/** The exposed feature a call names: tool or prompt name, resource URI, completion reference. */
+function featureOf(method: string | undefined, params: Record<string, unknown> | undefined): string | null {
+  if (!method || !params) return null;
+  let name: unknown;
+  if (method === 'tools/call' || method === 'prompts/get') name = params.name;
+  else if (method.startsWith('resources/')) name = params.uri;
+  else if (method === 'completion/complete') {
+    const ref = params.ref as { name?: unknown; uri?: unknown } | undefined;
+    name = ref?.name ?? ref?.uri;
+  }
+  return typeof name === 'string' ? clip(name, L.featureName) : null;
+}
+
+function isStageRefusal(refusal: StageRefusal | Refusal): refusal is StageRefusal {
+  return 'stage' in refusal;
+}
+
+function isErrorResult(result: unknown): boolean {
+  return typeof result === 'object' && result !== null && (result as { isError?: unknown }).isError === true;
+}
+
+function firstText(result: unknown): string {
+  const content = (result as Result & { content?: unknown }).content;
+  if (Array.isArray(content)) {
+    for (const item of content) {
+      if (typeof item === 'object' && item !== null && typeof (item as { text?: unknown }).text === 'string') return (item as { text: string }).text;
+    }
+  }
+  return 'the tool reported an error';
+}
+
+function describeUpstreamError(error: unknown): { code: number | null; message: string } {
+  try {
+    const rpc = toRpcError(error);
+    return { code: int32(rpc.code), message: rpc.message };
+  } catch {
+    return { code: null, message: error instanceof Error ? error.message || error.name : String(error) };
+  }
+}
+
+/** A rule's action cut to the ingest limits. */
+function sanitizeAction(action: AuditPolicyAction): AuditPolicyAction {
+  return {
+    ruleId: clip(String(action.ruleId), L.name) || 'unknown',
+    ruleName: clip(String(action.ruleName), L.name * 2),
+    action: clip(String(action.action), 64) || 'unknown',
+    findings: (action.findings ?? []).slice(0, L.findings).map((finding) => clip(String(finding), L.name)),
+    ...(action.detail === undefined ? {} : { detail: clip(String(action.detail), L.detail) }),
+    alert: action.alert === true,
+  };
+}
+
+function clip(value: unknown, max: number): string {
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  return text.length <= max ? text : text.slice(0, max);
+}
+
+function int32(value: unknown): number | null {
+  return typeof value === 'number' && Number.isInteger(value) && value >= -2_147_483_648 && value <= 2_147_483_647 ? value : null;
+}

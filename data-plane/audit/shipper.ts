@@ -1,0 +1,364 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { createScrubber, type Scrubber } from '../../schema/audit/scrub.js';
+import { AUDIT_FORMAT_VERSION, type AuditBatch, type AuditEntry } from '../../schema/audit/types.js';
+import { MAX_AUDIT_BATCH_ENTRIES } from '../../schema/audit/validate.js';
+import { silentLogger, type DataPlaneLogger } from '../logger.js';
+import { auditMetrics, type AuditDropReason } from './audit-metrics.js';
+import { buildCallEntries } from './build-entries.js';
+import type { AuditSink, AuditedCall } from './call-auditor.js';
+import { TokenEstimator } from './token-estimator.js';
+import { AuditShipError, httpAuditTransport, type AuditTransport } from './transport.js';
+
+export interface AuditShipperOptions {
+  readonly transport: AuditTransport;
+  readonly logger?: DataPlaneLogger;
+  /** Bound of the buffer in entries (built or not, in flight included); past it new calls are dropped. Default 50,000. */
+  readonly maxBufferedEntries?: number;
+  /** Ship what is buffered at least this often. Default 200 ms. */
+  readonly flushIntervalMs?: number;
+  /** Entries per batch, and the buffered count that triggers a flush at once. Default 1000 (at most 5000). */
+  readonly batchEntries?: number;
+  /** Estimated size of one batch at most (bodies make entries large). Default 8 MiB. */
+  readonly maxBatchBytes?: number;
+  /** Batches in flight at once. Default 2. */
+  readonly concurrency?: number;
+  /** First retry delay after a failed batch; doubles per failure, with jitter. Default 100 ms. */
+  readonly initialRetryDelayMs?: number;
+  /** Longest retry delay. Default 10 s. */
+  readonly maxRetryDelayMs?: number;
+  /** How long `close()` keeps shipping what is buffered. Default 5 s. */
+  readonly closeTimeoutMs?: number;
+  /** Secret key names scrubbed from bodies and headers (see `schema/audit/scrub.ts`). Default: its list plus `mcp-session-id`. */
+  readonly scrubKeys?: readonly string[];
+  /** In [0, 1): the jitter source. Default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/** Counters of one shipper (the metrics add up every shipper of the process). */
+export interface AuditShipperStats {
+  shipped: number;
+  dropped: number;
+  failures: number;
+}
+
+/** A name for this data-plane process in `dataPlaneInstance`: host, pid and a per-start suffix. */
+export function dataPlaneInstanceName(): string {
+  return `${hostname().slice(0, 180)}/${process.pid}/${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The data plane's audit pipeline after a call: a bounded in-memory buffer of finished
+ * calls, turned into entries (`buildCallEntries`: serializing, scrubbing, token counts)
+ * in the flush, a few hundred calls at a time with the event loop yielded in between,
+ * and shipped in batches (every `flushIntervalMs`, or at once when `batchEntries` are
+ * waiting).
+ *
+ * A batch that fails to ship (network error, 408, 429, 5xx) is kept, with the same entry
+ * ids, and retried after an exponential backoff with jitter, so the control plane's
+ * idempotent ingest stores it once. A 400 naming an entry drops that entry and resends
+ * the rest; a 413 halves the batch; 401/403 drop the batch (the token is not valid).
+ * When the buffer is full, new calls are dropped and counted
+ * (`gatehouse_data_plane_audit_dropped_entries_total{reason="buffer_full"}`), with a
+ * warning at most every 10 s, and the next batch tells the control plane how many were
+ * lost (`droppedEntries`). Nothing here ever blocks or fails a call.
+ */
+export class AuditShipper implements AuditSink {
+  readonly capacity: number;
+  readonly stats: AuditShipperStats = { shipped: 0, dropped: 0, failures: 0 };
+  readonly #transport: AuditTransport;
+  readonly #logger: DataPlaneLogger;
+  readonly #flushIntervalMs: number;
+  readonly #batchEntries: number;
+  readonly #maxBatchBytes: number;
+  readonly #concurrency: number;
+  readonly #initialDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #closeTimeoutMs: number;
+  readonly #random: () => number;
+  readonly #deps: { scrubber: Scrubber; tokens: TokenEstimator };
+  readonly #metrics = auditMetrics();
+  readonly #unregister: () => void;
+  /** Finished calls not built into entries yet, and their estimated entry count. */
+  #calls: { readonly call: AuditedCall; readonly legs: number }[] = [];
+  #callEntries = 0;
+  /** Built entries waiting for a batch. */
+  #pending: AuditEntry[] = [];
+  #inFlight = 0;
+  #inFlightEntries = 0;
+  /** Dropped since the last batch that reported drops was accepted. */
+  #droppedUnreported = 0;
+  #batchLimit: number;
+  #failures = 0;
+  #retryAt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #scheduled = false;
+  #pumping: Promise<void> | undefined;
+  #pumpAgain = false;
+  #closing = false;
+  #closed = false;
+  #tokensLoaded = false;
+  readonly #warned = new Map<string, { at: number; suppressed: number }>();
+  readonly #idle = new Set<() => void>();
+
+  constructor(options: AuditShipperOptions) {
+    if (!options.transport || typeof options.transport.send !== 'function') throw new TypeError('audit shipper option "transport" is required');
+    const positive = (name: keyof AuditShipperOptions, value: number | undefined, fallback: number) => {
+      const result = value ?? fallback;
+      if (!Number.isInteger(result) || result <= 0) throw new TypeError(`audit shipper option "${name}" must be a positive integer, got ${String(value)}`);
+      return result;
+    };
+    this.capacity = positive('maxBufferedEntries', options.maxBufferedEntries, 50_000);
+    this.#flushIntervalMs = positive('flushIntervalMs', options.flushIntervalMs, 200);
+    this.#batchEntries = positive('batchEntries', options.batchEntries, 1000);
+    if (this.#batchEntries > MAX_AUDIT_BATCH_ENTRIES) throw new TypeError(`audit shipper option "batchEntries" must be at most ${MAX_AUDIT_BATCH_ENTRIES}`);
+    this.#maxBatchBytes = positive('maxBatchBytes', options.maxBatchBytes, 8 * 1024 * 1024);
+    this.#concurrency = positive('concurrency', options.concurrency, 2);
+    this.#initialDelayMs = positive('initialRetryDelayMs', options.initialRetryDelayMs, 100);
+    this.#maxDelayMs = Math.max(positive('maxRetryDelayMs', options.maxRetryDelayMs, 10_000), this.#initialDelayMs);
+    this.#closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs, 5_000);
+    this.#transport = options.transport;
+    this.#logger = options.logger ?? silentLogger();
+    this.#random = options.random ?? Math.random;
+    this.#batchLimit = this.#batchEntries;
+    this.#deps = {
+      scrubber: options.scrubKeys ? createScrubber({ keys: options.scrubKeys }) : createScrubber({ extraKeys: ['mcp-session-id'] }),
+      tokens: new TokenEstimator(this.#logger),
+    };
+    this.#unregister = this.#metrics.register(this);
+    this.#timer = setInterval(() => void this.#pump(), this.#flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Entries buffered: calls not built yet (estimated), built entries, batches in flight. */
+  buffered(): number {
+    return this.#callEntries + this.#pending.length + this.#inFlightEntries;
+  }
+
+  load(): number {
+    return this.buffered() / this.capacity;
+  }
+
+  accept(call: AuditedCall): boolean {
+    const legs = call.legCount();
+    if (this.#closed) {
+      this.#drop(legs, 'shutdown');
+      return false;
+    }
+    if (this.buffered() + legs > this.capacity) {
+      this.#drop(legs, 'buffer_full');
+      this.#warn('full', `the audit buffer is full (${this.capacity} entries); entries of new calls are dropped until the control plane catches up`);
+      return false;
+    }
+    this.#calls.push({ call, legs });
+    this.#callEntries += legs;
+    if (this.#callEntries + this.#pending.length >= this.#batchEntries) this.#schedule();
+    return true;
+  }
+
+  /** Ships everything buffered now (tests, shutdown); resolves when the buffer is empty or a batch failed. */
+  async flush(): Promise<void> {
+    await this.#pump();
+    while (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.add(resolve));
+  }
+
+  /**
+   * Stops the timer and ships what is buffered, retrying as usual, for at most
+   * `closeTimeoutMs`; what is still unshipped then is dropped (`reason="shutdown"`) and
+   * logged. Calls finishing after this are dropped the same way.
+   */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearInterval(this.#timer);
+    const deadline = Date.now() + this.#closeTimeoutMs;
+    while (this.buffered() > 0 && Date.now() < deadline) {
+      await this.#pump();
+      const wait = Math.min(25, Math.max(1, deadline - Date.now()));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#idle.add(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    const left = this.buffered();
+    if (left > 0) {
+      this.#drop(left, 'shutdown');
+      this.#calls = [];
+      this.#callEntries = 0;
+      this.#pending = [];
+      this.#logger.warn({ entries: left, timeoutMs: this.#closeTimeoutMs }, 'audit entries could not be shipped before shutdown and are lost');
+    }
+    this.#unregister();
+    await this.#transport.close?.(left > 0);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#pump();
+    });
+  }
+
+  /** One flush: build entries of finished calls, then start batches up to the concurrency. */
+  #pump(): Promise<void> {
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return this.#pumping;
+    }
+    this.#pumping = (async () => {
+      try {
+        do {
+          this.#pumpAgain = false;
+          await this.#build();
+          this.#dispatch();
+        } while (this.#pumpAgain);
+      } catch (error) {
+        this.#logger.error({ err: error }, 'the audit flush failed');
+      } finally {
+        this.#pumping = undefined;
+      }
+    })();
+    return this.#pumping;
+  }
+
+  async #build(): Promise<void> {
+    if (this.#calls.length === 0) return;
+    if (!this.#tokensLoaded) {
+      await this.#deps.tokens.ready();
+      this.#tokensLoaded = true;
+    }
+    while (this.#calls.length > 0) {
+      const chunk = this.#calls.splice(0, 200);
+      for (const { call, legs } of chunk) {
+        this.#callEntries -= legs;
+        try {
+          for (const entry of buildCallEntries(call, this.#deps)) this.#pending.push(entry);
+        } catch (error) {
+          this.#drop(legs, 'rejected');
+          this.#logger.error({ err: error, correlationId: call.correlationId }, 'building the audit entries of a call failed');
+        }
+      }
+      // Give calls the event loop between chunks.
+      if (this.#calls.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  #dispatch(): void {
+    while (this.#inFlight < this.#concurrency && this.#pending.length > 0 && Date.now() >= this.#retryAt) {
+      void this.#send(this.#takeBatch());
+    }
+  }
+
+  #takeBatch(): AuditEntry[] {
+    let count = 0;
+    let bytes = 0;
+    const limit = Math.min(this.#batchLimit, this.#pending.length);
+    while (count < limit) {
+      const entry = this.#pending[count]!;
+      bytes += 900 + (entry.body?.length ?? 0) + (entry.errorMessage?.length ?? 0);
+      if (count > 0 && bytes > this.#maxBatchBytes) break;
+      count++;
+    }
+    return this.#pending.splice(0, count);
+  }
+
+  async #send(entries: AuditEntry[]): Promise<void> {
+    this.#inFlight += 1;
+    this.#inFlightEntries += entries.length;
+    const reported = this.#droppedUnreported;
+    const batch: AuditBatch = { formatVersion: AUDIT_FORMAT_VERSION, entries, ...(reported > 0 ? { droppedEntries: reported } : {}) };
+    let requeue: AuditEntry[] = [];
+    try {
+      await this.#transport.send(batch);
+      this.#droppedUnreported -= reported;
+      this.stats.shipped += entries.length;
+      this.#metrics.shipped.inc(entries.length);
+      this.#failures = 0;
+      this.#batchLimit = Math.min(this.#batchEntries, this.#batchLimit * 2);
+    } catch (caught) {
+      const error = caught instanceof AuditShipError ? caught : new AuditShipError('INTERNAL', caught instanceof Error ? caught.message : String(caught), { retriable: true });
+      const { retriable, status, index, field } = error.details;
+      if (retriable) {
+        requeue = entries;
+        this.stats.failures += 1;
+        this.#metrics.shipFailures.inc();
+        const delay = Math.max(this.#nextDelay(), error.details.retryAfterMs ?? 0);
+        this.#retryAt = Date.now() + delay;
+        clearTimeout(this.#retryTimer);
+        this.#retryTimer = setTimeout(() => void this.#pump(), delay);
+        this.#retryTimer.unref();
+        this.#warn('retry', `shipping audit entries failed; retrying in ${delay} ms: ${error.message}`, { buffered: this.buffered() });
+      } else if (status === 400 && index !== undefined && index >= 0 && index < entries.length) {
+        this.#drop(1, 'rejected');
+        this.#logger.error({ field, correlationId: entries[index]!.correlationId, leg: entries[index]!.leg }, `the control plane refused an audit entry; dropped it: ${error.message}`);
+        requeue = entries.filter((_, i) => i !== index);
+      } else if (status === 413 && entries.length > 1) {
+        this.#batchLimit = Math.max(1, Math.floor(entries.length / 2));
+        requeue = entries;
+      } else {
+        this.#drop(entries.length, 'rejected');
+        this.#logger.error({ status, entries: entries.length }, `the control plane refused a batch of audit entries; dropped it: ${error.message}`);
+      }
+    } finally {
+      this.#inFlight -= 1;
+      this.#inFlightEntries -= entries.length;
+      if (requeue.length > 0) this.#pending.unshift(...requeue);
+    }
+    if (this.#pending.length > 0 && Date.now() >= this.#retryAt) this.#schedule();
+    for (const resolve of [...this.#idle]) {
+      this.#idle.delete(resolve);
+      resolve();
+    }
+  }
+
+  /** Exponential backoff with equal jitter: half the step fixed, half random. */
+  #nextDelay(): number {
+    const step = Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** Math.min(this.#failures, 30));
+    this.#failures += 1;
+    return Math.round(step / 2 + this.#random() * (step / 2));
+  }
+
+  #drop(entries: number, reason: AuditDropReason): void {
+    if (entries <= 0) return;
+    this.stats.dropped += entries;
+    this.#droppedUnreported += entries;
+    this.#metrics.dropped.inc({ reason }, entries);
+  }
+
+  /** A warning at most every 10 s per kind, saying how many were suppressed meanwhile. */
+  #warn(kind: string, message: string, extra: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    const last = this.#warned.get(kind);
+    if (last && now - last.at < 10_000) {
+      last.suppressed += 1;
+      return;
+    }
+    this.#warned.set(kind, { at: now, suppressed: 0 });
+    this.#logger.warn({ ...extra, dropped: this.stats.dropped, suppressedSinceLastWarning: last?.suppressed ?? 0 }, message);
+  }
+}
+
+/**
+ * The shipper both launch paths use: batches POSTed to the control plane's
+ * `/ingest/audit` with the data-plane token.
+ */
+export function controlPlaneAuditShipper(options: {
+  readonly url: string | (() => string);
+  readonly token: string;
+  readonly logger?: DataPlaneLogger;
+  readonly maxBufferedEntries?: number;
+}): AuditShipper {
+  return new AuditShipper({
+    transport: httpAuditTransport({ url: options.url, token: options.token }),
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.maxBufferedEntries === undefined ? {} : { maxBufferedEntries: options.maxBufferedEntries }),
+  });
+}

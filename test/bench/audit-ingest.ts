@@ -1,0 +1,228 @@
+/**
+ * Audit ingest throughput into real Postgres: sustained entries/s through the ingest path,
+ * (1) at the service level (`AuditIngestService.ingest`: validation, partition check,
+ * one `json_to_recordset` insert per batch) and (2) over HTTP (`POST /ingest/audit` with
+ * a data-plane token: authentication, body read, JSON parse, the same service), with
+ * several batches in flight as several data planes would send them. Target (issue 6):
+ * ≥ 20,000 entries/s.
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx test/bench/audit-ingest.ts [seconds=10] [batch=1000] [concurrency=4]
+ *
+ * Entries are metadata-only (as gateways record by default), ~1 KB of JSON each, with the
+ * four legs of a call, realistic id spreads (5 gateways, 20 servers, 200 connections) and
+ * every index of the migrations in place (the read side's too). A scratch database is
+ * created and dropped.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { Pool } from 'undici';
+import { buildControlPlane } from '../../control-plane/app.js';
+import { insertApiKey } from '../../control-plane/api-keys/api-key.service.js';
+import { loadControlPlaneConfig } from '../../control-plane/config.js';
+import { openDatabase } from '../../control-plane/db/database.js';
+import { migrateToLatest } from '../../control-plane/db/migrate.js';
+import { createLogger } from '../../control-plane/logger.js';
+import type { AuditBatch, AuditEntry, AuditLeg } from '../../schema/audit/types.js';
+
+const base = process.env.DATABASE_URL;
+if (!base) {
+  console.error('DATABASE_URL must point at a Postgres server (a scratch database is created and dropped there)');
+  process.exit(2);
+}
+const SECONDS = Number(process.argv[2] ?? 10);
+const BATCH = Number(process.argv[3] ?? 1000);
+const CONCURRENCY = Number(process.argv[4] ?? 4);
+const KEY = `bench:${Buffer.alloc(32, 9).toString('base64')}`;
+
+const name = `gatehouse_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const admin = new pg.Client({ connectionString: base });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${name}`);
+const url = new URL(base);
+url.pathname = `/${name}`;
+const databaseUrl = url.toString();
+
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
+const ids = (n: number) => Array.from({ length: n }, () => randomUUID());
+const gateways = ids(5);
+const servers = ids(20);
+const connections = ids(200);
+const users = ids(50);
+const tools = Array.from({ length: 60 }, (_, i) => `server${i % 20}__tool_${i}`);
+const LEGS: AuditLeg[] = ['client_request', 'upstream_request', 'upstream_response', 'client_response'];
+
+function batchOf(workspaceId: string, size: number): string {
+  const entries: AuditEntry[] = [];
+  const now = Date.now();
+  while (entries.length < size) {
+    const correlationId = randomUUID();
+    const connectionId = pick(connections);
+    const common = {
+      workspaceId,
+      gatewayId: pick(gateways),
+      serverId: pick(servers),
+      assignmentId: pick(servers),
+      hostId: connectionId,
+      connectionId,
+      tokenId: connectionId,
+      userId: Math.random() < 0.7 ? pick(users) : null,
+      clientName: 'claude-code',
+      clientVersion: '2.0.14',
+      sessionRef: correlationId.slice(0, 16),
+      method: 'tools/call',
+      featureName: pick(tools),
+      jsonRpcId: String(entries.length),
+      policyActions: [],
+      body: null,
+      bodyTruncated: false,
+      originIp: '10.1.2.3',
+      userAgent: 'claude-code/2.0.14 (darwin; arm64)',
+      dataPlaneId: null,
+      dataPlaneInstance: 'bench-host/4242/abcdef',
+      snapshotVersion: 17,
+    };
+    const failed = Math.random() < 0.03;
+    for (const [i, leg] of LEGS.entries()) {
+      if (entries.length >= size) break;
+      const response = leg === 'client_response';
+      entries.push({
+        ...common,
+        id: randomUUID(),
+        correlationId,
+        leg,
+        occurredAt: new Date(now + i).toISOString(),
+        durationMs: leg === 'upstream_response' || response ? 1 + Math.random() * 200 : null,
+        gatewayMs: response ? Math.random() : null,
+        upstreamMs: leg === 'upstream_response' || response ? Math.random() * 200 : null,
+        status: failed && (response || leg === 'upstream_response') ? 'error' : 'ok',
+        errorCode: failed && response ? -32060 : null,
+        errorMessage: failed && response ? 'upstream "github" timed out after 60000 ms' : null,
+        headers: leg === 'client_request' ? { 'content-type': 'application/json', authorization: '[SCRUBBED]', 'user-agent': 'claude-code/2.0.14' } : null,
+        inputTokens: leg === 'client_request' || response ? 40 + Math.floor(Math.random() * 400) : null,
+        outputTokens: leg === 'upstream_response' || response ? 100 + Math.floor(Math.random() * 4000) : null,
+        bytesIn: 200 + Math.floor(Math.random() * 2000),
+        bytesOut: 200 + Math.floor(Math.random() * 20000),
+      });
+    }
+  }
+  const batch: AuditBatch = { formatVersion: 1, entries };
+  // Only the text is kept: a few hundred batches as objects would make the garbage collector the bottleneck.
+  return JSON.stringify(batch);
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+interface Result {
+  readonly mode: string;
+  readonly batches: number;
+  readonly entries: number;
+  readonly seconds: number;
+  readonly latencies: number[];
+}
+
+/** Runs `send` from `CONCURRENCY` workers for `SECONDS`, each with batches generated ahead. */
+async function sustained(mode: string, workspaceId: string, send: (text: string) => Promise<number>): Promise<Result> {
+  const perWorker = Math.ceil((SECONDS * 30_000) / BATCH / CONCURRENCY) + 2;
+  const prepared = Array.from({ length: CONCURRENCY }, () => Array.from({ length: perWorker }, () => batchOf(workspaceId, BATCH)));
+  const latencies: number[] = [];
+  let entries = 0;
+  let batches = 0;
+  const started = performance.now();
+  const deadline = started + SECONDS * 1000;
+  await Promise.all(
+    prepared.map(async (queue) => {
+      for (const item of queue) {
+        if (performance.now() >= deadline) break;
+        const t0 = performance.now();
+        const stored = await send(item);
+        entries += stored;
+        latencies.push(performance.now() - t0);
+        batches += 1;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { mode, batches, entries, seconds, latencies: latencies.sort((a, b) => a - b) };
+}
+
+const results: Result[] = [];
+const databaseHandles: Awaited<ReturnType<typeof openDatabase>>[] = [];
+try {
+  const database = await openDatabase({ databaseUrl, poolSize: 10 });
+  databaseHandles.push(database);
+  await migrateToLatest(database);
+  const config = loadControlPlaneConfig({
+    GATEHOUSE_CONTROL_PLANE_PORT: '0',
+    GATEHOUSE_LOG_LEVEL: 'silent',
+    GATEHOUSE_ENCRYPTION_KEY: KEY,
+    GATEHOUSE_DISCOVERY_INTERVAL_SECONDS: '0',
+    DATABASE_URL: databaseUrl,
+  });
+  const plane = await buildControlPlane(config, { database, logger: createLogger('silent') });
+  const cpUrl = await plane.listen();
+  try {
+    const ws = await database.db.selectFrom('workspaces').select('id').executeTakeFirstOrThrow();
+    const owner = await database.db.selectFrom('roles').select('id').where('workspace_id', '=', ws.id).where('builtin', '=', 'owner').executeTakeFirstOrThrow();
+    const ownerKey = (await database.db.transaction().execute((trx) => insertApiKey(trx, ws.id, owner.id, 'bench', 'bench'))).secret;
+    const registered = await fetch(`${cpUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ownerKey}` },
+      body: JSON.stringify({ query: `mutation { registerDataPlane(input: { name: "bench" }) { ... on RegisterDataPlaneSuccess { registered { token dataPlane { id } } } } }` }),
+    });
+    const { data } = (await registered.json()) as { data: any };
+    const token: string = data.registerDataPlane.registered.token;
+    const dataPlaneId = Buffer.from(data.registerDataPlane.registered.dataPlane.id, 'base64url').toString().split(':')[1]!;
+    const ingest = plane.services.auditIngest;
+    const principal = { workspaceId: ws.id, dataPlaneId };
+
+    // Warm-up: first partitions, plans, the pool.
+    for (let i = 0; i < 3; i++) {
+      const warm = batchOf(ws.id, BATCH);
+      await ingest.ingest(principal, JSON.parse(warm), warm);
+    }
+
+    results.push(
+      await sustained('service (parse + validate + insert)', ws.id, async (text) => {
+        const receipt = await ingest.ingest(principal, JSON.parse(text), text);
+        if (receipt.accepted !== BATCH) throw new Error(`stored ${receipt.accepted} of ${BATCH}`);
+        return receipt.accepted;
+      }),
+    );
+
+    const http = new Pool(cpUrl, { connections: CONCURRENCY, keepAliveTimeout: 30_000 });
+    results.push(
+      await sustained('HTTP POST /ingest/audit', ws.id, async (text) => {
+        const response = await http.request({
+          path: '/ingest/audit',
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: text,
+        });
+        const receipt = (await response.body.json()) as { accepted: number };
+        if (response.statusCode !== 200 || receipt.accepted !== BATCH) throw new Error(`HTTP ${response.statusCode}: ${JSON.stringify(receipt)}`);
+        return receipt.accepted;
+      }),
+    );
+    await http.close();
+
+    const stored = await database.db.selectFrom('audit_entries' as never).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow() as { n: string };
+    const partitions = await plane.services.auditStore.listPartitions();
+    console.log(`\naudit ingest into Postgres (${new URL(base).host}), ${SECONDS} s per mode, batches of ${BATCH}, ${CONCURRENCY} in flight\n`);
+    console.log('| path | batches | entries | entries/s | batch p50 ms | batch p99 ms |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const r of results) {
+      console.log(
+        `| ${r.mode} | ${r.batches} | ${r.entries} | ${Math.round(r.entries / r.seconds).toLocaleString('en-US')} | ${quantile(r.latencies, 0.5).toFixed(1)} | ${quantile(r.latencies, 0.99).toFixed(1)} |`,
+      );
+    }
+    console.log(`\nrows stored: ${Number(stored.n).toLocaleString('en-US')} in ${partitions.length} day partitions; target ≥ 20,000 entries/s`);
+  } finally {
+    await plane.close();
+  }
+} finally {
+  for (const handle of databaseHandles) await handle.close().catch(() => undefined);
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+  await admin.end();
+}

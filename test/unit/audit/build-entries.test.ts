@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { buildCallEntries } from '../../../data-plane/audit/build-entries.js';
+import { TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
+import { createScrubber } from '../../../schema/audit/scrub.js';
+import type { AuditEntry } from '../../../schema/audit/types.js';
+import { sampleAuditEntry } from '../../helpers/audit.js';
+import { echoTarget, fakeCall } from './fake-calls.js';
+
+const tokens = new TokenEstimator();
+const deps = { scrubber: createScrubber({ extraKeys: ['mcp-session-id'] }), tokens };
+const leg = (entries: AuditEntry[], name: AuditEntry['leg']) => entries.find((entry) => entry.leg === name)!;
+
+describe('building audit entries from a recorded call', () => {
+  it('fills every field of the contract on every leg', async () => {
+    await tokens.ready();
+    const entries = buildCallEntries(fakeCall({ upstream: { result: { content: [{ type: 'text', text: 'Echo: hi' }] } } }), deps);
+    expect(entries.map((entry) => entry.leg)).toEqual(['client_request', 'upstream_request', 'upstream_response', 'client_response']);
+    const fields = Object.keys(sampleAuditEntry('x')).sort();
+    for (const entry of entries) expect(Object.keys(entry).sort()).toEqual(fields);
+    expect(leg(entries, 'client_request')).toMatchObject({ originIp: '10.0.0.7', userAgent: 'unit/1', jsonRpcId: '7', body: null, headers: { authorization: '[SCRUBBED]' } });
+    expect(leg(entries, 'client_request')).toMatchObject({ inputTokens: expect.any(Number), bytesIn: expect.any(Number), outputTokens: null, bytesOut: null });
+    expect(leg(entries, 'client_response')).toMatchObject({ status: 'ok', inputTokens: null, bytesIn: null, outputTokens: expect.any(Number), bytesOut: expect.any(Number), serverId: 'srv-http' });
+  });
+
+  it('marks a tool error result as an error with its text', () => {
+    const entries = buildCallEntries(fakeCall({ upstream: { result: { isError: true, content: [{ type: 'text', text: 'disk full' }] } } }), deps);
+    expect(leg(entries, 'upstream_response')).toMatchObject({ status: 'error', errorCode: null, errorMessage: 'disk full' });
+    expect(leg(entries, 'client_response')).toMatchObject({ status: 'error', errorCode: null, errorMessage: 'disk full' });
+  });
+
+  it('records rule actions as policy_action legs, and a block as the call status', () => {
+    const call = fakeCall({ upstream: { result: { content: [] } } });
+    call.policy({ ruleId: 'rule-pii', ruleName: 'Mask emails', action: 'mask', findings: ['EMAIL'], alert: false });
+    call.policy({ ruleId: 'rule-secrets', ruleName: 'Block keys', action: 'block', findings: ['AWS_KEY'], detail: 'x'.repeat(10_000), alert: true });
+    const entries = buildCallEntries(call, deps);
+    const actions = entries.filter((entry) => entry.leg === 'policy_action');
+    expect(actions.map((entry) => [entry.status, entry.policyActions[0]!.ruleId])).toEqual([
+      ['ok', 'rule-pii'],
+      ['blocked', 'rule-secrets'],
+    ]);
+    expect(actions[1]!.policyActions[0]!.detail).toHaveLength(4096);
+    expect(leg(entries, 'client_response')).toMatchObject({ status: 'blocked', policyActions: [{ ruleId: 'rule-pii' }, { ruleId: 'rule-secrets', alert: true }] });
+  });
+
+  it('records a call the client cancelled, and an upstream that never answered', () => {
+    const call = fakeCall({ answer: null });
+    const target = echoTarget();
+    call.upstreamRequest(target, { name: 'echo' });
+    call.aborted = true;
+    const entries = buildCallEntries(call, deps);
+    expect(leg(entries, 'client_response')).toMatchObject({ status: 'error', errorCode: -32800 });
+    expect(leg(entries, 'upstream_response')).toMatchObject({ status: 'error', errorMessage: 'no answer from the upstream before the call ended' });
+  });
+
+  it('cuts strings to the ingest limits and reads the client address through trusted proxies', () => {
+    const call = fakeCall({
+      method: `tools/${'m'.repeat(400)}`,
+      headers: { 'user-agent': 'u'.repeat(5000), 'x-forwarded-for': '203.0.113.9, 10.0.0.2', 'x-long': 'v'.repeat(10_000) },
+      context: { instance: 'i', trustedProxyHops: 1 },
+    });
+    const entries = buildCallEntries(call, deps);
+    const request = leg(entries, 'client_request');
+    expect(request.method).toHaveLength(256);
+    expect(request.userAgent).toHaveLength(1024);
+    expect(request.headers!['x-long']).toHaveLength(8192);
+    expect(request.originIp).toBe('10.0.0.2');
+  });
+});

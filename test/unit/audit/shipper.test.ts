@@ -1,0 +1,120 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuditShipper, type AuditShipperOptions } from '../../../data-plane/audit/shipper.js';
+import { AuditShipError, MemoryAuditTransport, ingestUrl } from '../../../data-plane/audit/transport.js';
+import type { AuditBatch } from '../../../schema/audit/types.js';
+import { fakeCall } from './fake-calls.js';
+
+const shippers: AuditShipper[] = [];
+afterEach(async () => {
+  for (const shipper of shippers.splice(0)) await shipper.close();
+});
+
+function shipper(transport: MemoryAuditTransport, options: Partial<AuditShipperOptions> = {}): AuditShipper {
+  const created = new AuditShipper({ transport, flushIntervalMs: 10, initialRetryDelayMs: 5, maxRetryDelayMs: 20, closeTimeoutMs: 500, random: () => 0.5, ...options });
+  shippers.push(created);
+  return created;
+}
+
+const result = { upstream: { result: { content: [{ type: 'text' as const, text: 'ok' }] } } };
+const ids = (batch: AuditBatch) => batch.entries.map((entry) => entry.id);
+
+describe('audit shipper', () => {
+  it('ships a call as its entries, at once when a batch is full', async () => {
+    const transport = new MemoryAuditTransport();
+    const audit = shipper(transport, { flushIntervalMs: 60_000, batchEntries: 8 });
+    audit.accept(fakeCall(result));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(transport.batches).toHaveLength(0); // 4 entries wait for the interval...
+    audit.accept(fakeCall(result));
+    await expect.poll(() => transport.entries().length).toBe(8); // ...8 go at once
+    expect(transport.batches[0]).toMatchObject({ formatVersion: 1 });
+    expect(audit.stats).toMatchObject({ shipped: 8, dropped: 0 });
+  });
+
+  it('retries a failed batch with the same entry ids until it ships', async () => {
+    const transport = new MemoryAuditTransport();
+    const attempts: string[][] = [];
+    transport.fail = (batch) => {
+      attempts.push(ids(batch));
+      if (attempts.length <= 2) throw new AuditShipError('HTTP', '503', { retriable: true, status: 503 });
+    };
+    const audit = shipper(transport);
+    audit.accept(fakeCall(result));
+    await expect.poll(() => transport.batches.length).toBe(1);
+    expect(attempts).toHaveLength(3);
+    expect(attempts[1]).toEqual(attempts[0]);
+    expect(attempts[2]).toEqual(attempts[0]);
+    expect(audit.stats).toMatchObject({ shipped: 4, failures: 2, dropped: 0 });
+  });
+
+  it('drops the one entry a 400 names and resends the rest; halves batches on 413; drops a batch refused with 403', async () => {
+    const transport = new MemoryAuditTransport();
+    let refusedOnce = false;
+    transport.fail = (batch) => {
+      if (!refusedOnce) {
+        refusedOnce = true;
+        throw new AuditShipError('HTTP', 'bad', { retriable: false, status: 400, index: 1, field: 'entries[1].method' });
+      }
+      if (batch.entries.length > 2) throw new AuditShipError('HTTP', 'too large', { retriable: false, status: 413 });
+    };
+    const audit = shipper(transport);
+    audit.accept(fakeCall(result));
+    await expect.poll(() => transport.entries().length).toBe(3);
+    expect(transport.batches.every((batch) => batch.entries.length <= 2)).toBe(true);
+    expect(audit.stats.dropped).toBe(1);
+    // The drop is reported with the next accepted batch.
+    expect(transport.batches[0]!.droppedEntries).toBe(1);
+
+    transport.fail = () => {
+      throw new AuditShipError('HTTP', 'revoked', { retriable: false, status: 403 });
+    };
+    audit.accept(fakeCall(result));
+    await expect.poll(() => audit.stats.dropped).toBe(5);
+    expect(audit.buffered()).toBe(0);
+  });
+
+  it('bounds its buffer: calls past it are dropped and counted, never queued', async () => {
+    const transport = new MemoryAuditTransport();
+    transport.fail = () => {
+      throw new AuditShipError('NETWORK', 'down', { retriable: true });
+    };
+    const audit = shipper(transport, { maxBufferedEntries: 10 });
+    const accepted = Array.from({ length: 5 }, () => audit.accept(fakeCall(result)));
+    expect(accepted).toEqual([true, true, false, false, false]);
+    expect(audit.buffered()).toBe(8);
+    expect(audit.load()).toBeCloseTo(0.8);
+    expect(audit.stats.dropped).toBe(12);
+  });
+
+  it('ships what is buffered on close, and drops what it cannot within the deadline', async () => {
+    const transport = new MemoryAuditTransport();
+    const audit = shipper(transport, { flushIntervalMs: 60_000 });
+    audit.accept(fakeCall(result));
+    await audit.close();
+    expect(transport.entries()).toHaveLength(4);
+
+    const down = new MemoryAuditTransport();
+    down.fail = () => {
+      throw new AuditShipError('NETWORK', 'down', { retriable: true });
+    };
+    const stuck = shipper(down, { closeTimeoutMs: 100 });
+    stuck.accept(fakeCall(result));
+    const started = Date.now();
+    await stuck.close();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(stuck.stats.dropped).toBe(4);
+    expect(stuck.accept(fakeCall(result))).toBe(false);
+  });
+
+  it('checks its options, naming the one that is wrong', () => {
+    const transport = new MemoryAuditTransport();
+    expect(() => new AuditShipper({ transport, maxBufferedEntries: 0 })).toThrow(/"maxBufferedEntries"/);
+    expect(() => new AuditShipper({ transport, batchEntries: 6000 })).toThrow(/"batchEntries"/);
+  });
+
+  it('derives the ingest URL from the control plane URL', () => {
+    expect(ingestUrl('http://cp:4000')).toBe('http://cp:4000/ingest/audit');
+    expect(ingestUrl('https://cp.example.com/base/')).toBe('https://cp.example.com/base/ingest/audit');
+    expect(ingestUrl('wss://cp.example.com/graphql')).toBe('https://cp.example.com/ingest/audit');
+  });
+});
