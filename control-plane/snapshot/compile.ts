@@ -2,6 +2,8 @@ import {
   FEATURE_NOUNS,
   FEATURE_TYPES,
   KILL_SWITCH_KINDS,
+  RULE_HOOKS,
+  RULE_PARTS,
   SNAPSHOT_FORMAT_VERSION,
   computeSnapshotContentHash,
   namespacedFeatureName,
@@ -12,6 +14,8 @@ import {
   type KillSwitchKind,
   type MetadataFieldOverride,
   type ProvisioningMode,
+  type RuleAction,
+  type RuleDetection,
   type SnapshotAccess,
   type SnapshotAccessToken,
   type SnapshotAssignment,
@@ -19,8 +23,11 @@ import {
   type SnapshotContent,
   type SnapshotFeature,
   type SnapshotGateway,
+  type SnapshotGatewayAudit,
   type SnapshotHost,
   type SnapshotMetadataOverrides,
+  type SnapshotRule,
+  type SnapshotRuleEngine,
   type SnapshotTeam,
   type SnapshotUpstream,
   type SnapshotUpstreamAuth,
@@ -32,8 +39,10 @@ import type {
   SourceAssignment,
   SourceDiscoveredFeature,
   SourceMetadataOverride,
+  SourceRule,
   SourceServer,
 } from './source.js';
+import { DEFAULT_GATEWAY_AUDIT } from './source.js';
 
 /** What the publisher decides, not the rows. */
 export interface CompileGatewaySnapshotOptions {
@@ -66,8 +75,19 @@ export interface FeatureNameCollision {
   }[];
 }
 
+/**
+ * A rule scoped only to assignments no longer on its gateway (deleted since the rule was
+ * saved). It applies to nothing, so it is left out rather than widened to every assignment.
+ */
+export interface RuleOutOfScope {
+  readonly code: 'RULE_OUT_OF_SCOPE';
+  readonly message: string;
+  readonly ruleId: string;
+  readonly gatewayId: string;
+}
+
 /** Something the compiler worked around and an admin should hear about. */
-export type SnapshotCompileDiagnostic = FeatureNameCollision;
+export type SnapshotCompileDiagnostic = FeatureNameCollision | RuleOutOfScope;
 
 /** A snapshot and what was withheld to make it. */
 export interface CompiledGatewaySnapshot {
@@ -160,6 +180,7 @@ export function compileGatewaySnapshotWithDiagnostics(
     gateways: content.gateways,
     generatedAt,
     killSwitches: content.killSwitches,
+    ruleEngines: content.ruleEngines,
     rules: content.rules,
     version: options.version,
     workspace: content.workspace,
@@ -212,15 +233,93 @@ class Compiler {
 
     const gateways = this.compileGateways();
     const access = this.compileAccess();
+    const { rules, ruleEngines } = this.compileRules(gateways);
     return {
       access,
       formatVersion: SNAPSHOT_FORMAT_VERSION,
       gateways,
       killSwitches: this.compileKillSwitches(),
-      rules: [],
-      workspace: { enabled: !source.workspace.disabled, name: source.workspace.name },
+      ruleEngines,
+      rules,
+      workspace: {
+        enabled: !source.workspace.disabled,
+        name: source.workspace.name,
+        ruleHashSalt: compileSecret(source.workspace.ruleHashSalt),
+      },
       workspaceId: source.workspace.id,
     };
+  }
+
+  /**
+   * Enabled rules of live (not archived) gateways, in gateway (slug) order, then `order`,
+   * then id; and the engines they use, by id. Scope assignment ids no longer on the
+   * gateway are dropped; a rule left with none of the ones it named is left out.
+   */
+  private compileRules(gateways: readonly SnapshotGateway[]): { rules: SnapshotRule[]; ruleEngines: SnapshotRuleEngine[] } {
+    const { source } = this;
+    const engines = new Map<string, SnapshotRuleEngine>();
+    for (const engine of source.ruleEngines ?? []) {
+      if (engines.has(engine.id)) this.duplicate('rule engine id', engine.id);
+      engines.set(engine.id, engine);
+    }
+    const gatewayIndex = new Map<string, { index: number; gateway: SnapshotGateway; assignmentIds: Set<string> }>();
+    gateways.forEach((gateway, index) =>
+      gatewayIndex.set(gateway.id, { index, gateway, assignmentIds: new Set(gateway.assignments.map((a) => a.id)) }),
+    );
+
+    const ruleIds = new Set<string>();
+    const kept: { index: number; row: SourceRule; assignmentIds: string[] }[] = [];
+    const usedEngines = new Set<string>();
+    for (const row of source.rules ?? []) {
+      if (ruleIds.has(row.id)) this.duplicate('rule id', row.id);
+      ruleIds.add(row.id);
+      const at = gatewayIndex.get(row.gatewayId);
+      if (!at) {
+        this.unknown(`rule ${row.id}`, 'gatewayId', row.gatewayId);
+        continue;
+      }
+      if (row.detection.kind === 'engine' && !engines.has(row.detection.engineId)) {
+        this.unknown(`rule ${row.id}`, 'engineId', row.detection.engineId);
+        continue;
+      }
+      if (!row.enabled || at.gateway.archived) continue;
+      if (!Number.isSafeInteger(row.order)) {
+        this.invalid(`rule ${row.id}`, `rule ${row.id} has an order that is not an integer`);
+        continue;
+      }
+      const assignmentIds = [...new Set(row.scope.assignmentIds.filter((id) => at.assignmentIds.has(id)))].sort(compareStrings);
+      if (row.scope.assignmentIds.length > 0 && assignmentIds.length === 0) {
+        this.diagnostics.push({
+          code: 'RULE_OUT_OF_SCOPE',
+          message: `rule \`${row.name}\` of gateway \`${at.gateway.slug}\` is scoped only to assignments no longer on the gateway; it is left out until its scope is edited`,
+          ruleId: row.id,
+          gatewayId: row.gatewayId,
+        });
+        continue;
+      }
+      if (row.detection.kind === 'engine') usedEngines.add(row.detection.engineId);
+      kept.push({ index: at.index, row, assignmentIds });
+    }
+    kept.sort((a, b) => a.index - b.index || a.row.order - b.row.order || compareStrings(a.row.id, b.row.id));
+
+    const rules = kept.map(({ row, assignmentIds }): SnapshotRule => ({
+      action: compileRuleAction(row.action),
+      detection: compileRuleDetection(row.detection),
+      failureMode: row.failureMode,
+      gatewayId: row.gatewayId,
+      hooks: RULE_HOOKS.filter((hook) => row.hooks.includes(hook)),
+      id: row.id,
+      name: row.name,
+      order: row.order,
+      raiseAlert: row.raiseAlert,
+      scope: {
+        assignmentIds,
+        features: [...new Set(row.scope.features)].sort(compareStrings),
+        parts: RULE_PARTS.filter((part) => row.scope.parts.includes(part)),
+      },
+    }));
+    const ruleEngines = [...usedEngines].sort(compareStrings).map((engineId) => compileRuleEngine(engines.get(engineId)!));
+    return { rules, ruleEngines };
   }
 
   private indexServers(): void {
@@ -317,6 +416,7 @@ class Compiler {
       gateways.push({
         archived: gateway.archived,
         assignments,
+        audit: compileAudit(gateway.audit ?? DEFAULT_GATEWAY_AUDIT),
         dataPlaneUrlPath: `/mcp/${gateway.slug}`,
         enabled: !gateway.disabled,
         id: gateway.id,
@@ -698,6 +798,57 @@ function compileUpstream(upstream: SnapshotUpstream): SnapshotUpstream {
     case 'workstation':
       return { kind: 'workstation', ownerUserId: upstream.ownerUserId };
   }
+}
+
+function compileAudit(audit: SnapshotGatewayAudit): SnapshotGatewayAudit {
+  return { bodies: audit.bodies, maxBodyBytes: audit.maxBodyBytes };
+}
+
+function compileRuleDetection(detection: RuleDetection): RuleDetection {
+  switch (detection.kind) {
+    case 'regex':
+      return { caseInsensitive: detection.caseInsensitive, kind: 'regex', patterns: [...detection.patterns] };
+    case 'pii':
+      return {
+        allowList: [...new Set(detection.allowList)].sort(compareStrings),
+        entityTypes: [...new Set(detection.entityTypes)].sort(compareStrings),
+        kind: 'pii',
+        minConfidence: detection.minConfidence,
+      };
+    case 'engine':
+      return { engineId: detection.engineId, kind: 'engine' };
+    case 'detector':
+      return { detector: detection.detector, kind: 'detector', threshold: detection.threshold };
+  }
+}
+
+function compileRuleAction(action: RuleAction): RuleAction {
+  switch (action.kind) {
+    case 'replace':
+      return { kind: 'replace', text: action.text };
+    case 'mask':
+      return { keepLast: action.keepLast, kind: 'mask' };
+    default:
+      return { kind: action.kind };
+  }
+}
+
+function compileRuleEngine(engine: SnapshotRuleEngine): SnapshotRuleEngine {
+  return {
+    allowPrivateNetwork: engine.allowPrivateNetwork,
+    forwardHeaders: [...new Set(engine.forwardHeaders.map((name) => name.toLowerCase()))].sort(compareStrings),
+    headers: [...engine.headers]
+      .sort((a, b) => compareStrings(a.name.toLowerCase(), b.name.toLowerCase()))
+      .map((header) => ({ name: header.name, value: compileSecret(header.value) })),
+    id: engine.id,
+    kind: engine.kind,
+    method: engine.method,
+    name: engine.name,
+    options: sortedRecord(engine.options, (value) => value),
+    signingSecret: compileSecret(engine.signingSecret),
+    timeoutMs: engine.timeoutMs,
+    url: engine.url,
+  };
 }
 
 function compileSecret(secret: EncryptedSecret): EncryptedSecret {

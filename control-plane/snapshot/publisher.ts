@@ -17,7 +17,7 @@ export const PUBLISHER_ACTOR = 'system:snapshot-publisher';
  * Workspace events that cannot change a snapshot. The publisher's own events are among
  * them, so recording one never triggers another compile.
  */
-const IGNORED_EVENT_PREFIXES = ['snapshot.', 'data_plane.', 'api_key.'];
+const IGNORED_EVENT_PREFIXES = ['snapshot.', 'data_plane.', 'api_key.', 'alert.', 'gateway_access_request.'];
 
 /** A published snapshot as stored. */
 export interface StoredSnapshot {

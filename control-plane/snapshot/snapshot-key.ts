@@ -61,4 +61,9 @@ export class SnapshotSecretSealer {
   reseal(sealed: SealedSecret, context: string): EncryptedSecret {
     return sealSnapshotSecret(this.snapshotKey.key, this.snapshotKey.id, this.vault.open(sealed, context), context);
   }
+
+  /** Seals a value generated while reading (the rule hash salt on first publish) for storage. */
+  sealAtRest(plaintext: string, context: string): SealedSecret {
+    return this.vault.seal(plaintext, context);
+  }
 }

@@ -3,6 +3,12 @@ import type {
   FeatureType,
   MetadataFieldOverride,
   JsonValue,
+  RuleAction,
+  RuleDetection,
+  RuleHook,
+  SnapshotGatewayAudit,
+  SnapshotRuleEngine,
+  SnapshotRuleScope,
   SnapshotUpstream,
 } from '../../schema/snapshot/index.js';
 
@@ -33,13 +39,41 @@ export interface SnapshotSource {
   readonly accessTokens: readonly SourceAccessToken[];
   readonly users: readonly SourceUser[];
   readonly teams: readonly SourceTeam[];
+  /** Content rules of every gateway, disabled ones included (the compiler leaves them out). Absent: none. */
+  readonly rules?: readonly SourceRule[];
+  /** Every custom rule engine of the workspace; only those rules use are compiled. Absent: none. */
+  readonly ruleEngines?: readonly SourceRuleEngine[];
 }
 
 export interface SourceWorkspace {
   readonly id: string;
   readonly name: string;
   readonly disabled: boolean;
+  /** Salt of the `hash` rule action, already sealed for data planes. */
+  readonly ruleHashSalt: EncryptedSecret;
 }
+
+/** Audit settings of a gateway nobody has configured: no bodies, 64 KiB cap should they be turned on. */
+export const DEFAULT_GATEWAY_AUDIT: SnapshotGatewayAudit = Object.freeze({ bodies: 'metadata', maxBodyBytes: 65536 });
+
+/** A gateway content rule as stored. */
+export interface SourceRule {
+  readonly id: string;
+  readonly gatewayId: string;
+  readonly name: string;
+  readonly enabled: boolean;
+  /** Position in the gateway's list; ties are broken by id. */
+  readonly order: number;
+  readonly hooks: readonly RuleHook[];
+  readonly scope: SnapshotRuleScope;
+  readonly detection: RuleDetection;
+  readonly action: RuleAction;
+  readonly failureMode: 'open' | 'closed';
+  readonly raiseAlert: boolean;
+}
+
+/** A custom rule engine as stored, its secrets already sealed for data planes. */
+export type SourceRuleEngine = SnapshotRuleEngine;
 
 export interface SourceServer {
   readonly id: string;
@@ -93,6 +127,8 @@ export interface SourceGateway {
   readonly name: string;
   readonly archived: boolean;
   readonly disabled: boolean;
+  /** What data planes record of the gateway's calls. Absent: {@link DEFAULT_GATEWAY_AUDIT}. */
+  readonly audit?: SnapshotGatewayAudit;
 }
 
 export interface SourceGatewayTeam {

@@ -91,8 +91,10 @@ export interface GatewaySnapshot {
   readonly access: SnapshotAccess;
   /** What admins switched off, as sorted id lists per kind. */
   readonly killSwitches: SnapshotKillSwitches;
-  /** Gateway content rules, applied in order. */
+  /** Gateway content rules of every gateway, in evaluation order per gateway. */
   readonly rules: readonly SnapshotRule[];
+  /** Custom rule engines referenced by rules, ordered by id. */
+  readonly ruleEngines: readonly SnapshotRuleEngine[];
 }
 
 export interface SnapshotWorkspace {
@@ -100,6 +102,8 @@ export interface SnapshotWorkspace {
   readonly name: string;
   /** False when the workspace kill switch is on: every call of the workspace is refused. */
   readonly enabled: boolean;
+  /** Salt of the `hash` rule action (stable across calls and replicas); encrypted. */
+  readonly ruleHashSalt: EncryptedSecret;
 }
 
 export interface SnapshotGateway {
@@ -116,6 +120,17 @@ export interface SnapshotGateway {
   readonly dataPlaneUrlPath: string;
   /** Servers placed on the gateway, ordered by assignment id then server id. */
   readonly assignments: readonly SnapshotAssignment[];
+  /** What the data plane records of this gateway's calls. */
+  readonly audit: SnapshotGatewayAudit;
+}
+
+/**
+ * `full`: audit entries carry request and response bodies (secret-scrubbed, cut at
+ * `maxBodyBytes`); `metadata`: no bodies, only sizes and token estimates.
+ */
+export interface SnapshotGatewayAudit {
+  readonly bodies: 'full' | 'metadata';
+  readonly maxBodyBytes: number;
 }
 
 /** What put an assignment out of service; see {@link SnapshotAssignment.disabledBy}. */
@@ -388,9 +403,100 @@ export interface SnapshotTeam {
 /** Ids switched off by an admin, per kind, each list sorted. */
 export type SnapshotKillSwitches = { readonly [K in KillSwitchKind]: readonly string[] };
 
+/** Where a rule runs: on the client's request before it goes upstream, or on the upstream's answer. */
+export type RuleHook = 'request' | 'response';
+export const RULE_HOOKS = ['request', 'response'] as const satisfies readonly RuleHook[];
+
 /**
- * A gateway content rule. The [rules] issue defines its shape; in this format version no
- * rule can be expressed, so `rules` is always empty and a snapshot carrying any rule is
- * rejected rather than served without it.
+ * Which part of the traffic a rule scans. Request leg: `toolArguments` (tools/call
+ * arguments), `promptArguments` (prompts/get arguments). Response leg: `toolResults`
+ * (tools/call content and structuredContent), `resourceContents` (resources/read text),
+ * `promptMessages` (prompts/get messages).
  */
-export type SnapshotRule = never;
+export type RulePart = 'toolArguments' | 'promptArguments' | 'toolResults' | 'resourceContents' | 'promptMessages';
+export const RULE_PARTS = ['toolArguments', 'promptArguments', 'toolResults', 'resourceContents', 'promptMessages'] as const satisfies readonly RulePart[];
+
+/** How a rule finds what it acts on. */
+export type RuleDetection =
+  /** Patterns OR'd together, compiled with RE2 (linear time). The control plane rejects unsupported syntax at save. */
+  | { readonly kind: 'regex'; readonly patterns: readonly string[]; readonly caseInsensitive: boolean }
+  /** The built-in PII recognizers (`data-plane/rules/pii`), restricted to these entity types. */
+  | {
+      readonly kind: 'pii';
+      readonly entityTypes: readonly string[];
+      /** 0..1; findings below it are ignored. */
+      readonly minConfidence: number;
+      /** Exact values never reported (known-safe test numbers, support addresses). */
+      readonly allowList: readonly string[];
+    }
+  /** A custom rule engine registered in the workspace (see {@link SnapshotRuleEngine}). */
+  | { readonly kind: 'engine'; readonly engineId: string }
+  /** A built-in detector with its score threshold (0..1). */
+  | { readonly kind: 'detector'; readonly detector: 'prompt_injection'; readonly threshold: number };
+
+/**
+ * What a rule does with a match. `redact` writes `[REDACTED:<type>]` (the entity type,
+ * or `REGEX`/the detector name); `mask` keeps the last `keepLast` characters and stars
+ * the rest; `hash` writes `sha256:<hex>` of the match salted with the workspace's rule
+ * salt (stable across calls); `alert_only` changes nothing and records the trigger.
+ * `block` ends the call: a request-leg block is a JSON-RPC error naming the rule; a
+ * response-leg block replaces the result with an error result.
+ */
+export type RuleAction =
+  | { readonly kind: 'block' }
+  | { readonly kind: 'redact' }
+  | { readonly kind: 'replace'; readonly text: string }
+  | { readonly kind: 'mask'; readonly keepLast: number }
+  | { readonly kind: 'hash' }
+  | { readonly kind: 'alert_only' };
+
+/**
+ * A gateway content rule. Rules of a gateway are listed in evaluation order (ascending
+ * `order`, then id); disabled rules are not compiled.
+ */
+export interface SnapshotRule {
+  readonly id: string;
+  readonly gatewayId: string;
+  /** Shown in errors and audit records; the patterns never are. */
+  readonly name: string;
+  readonly order: number;
+  /** Non-empty. */
+  readonly hooks: readonly RuleHook[];
+  readonly scope: SnapshotRuleScope;
+  readonly detection: RuleDetection;
+  readonly action: RuleAction;
+  /** For engines (and any detection that fails at run time): `closed` blocks the call, `open` lets it through. */
+  readonly failureMode: 'open' | 'closed';
+  /** Whether a trigger raises an alert (every trigger is audited regardless). */
+  readonly raiseAlert: boolean;
+}
+
+/** Empty lists mean "all". `features` are exposed (namespaced) feature names. */
+export interface SnapshotRuleScope {
+  readonly assignmentIds: readonly string[];
+  readonly features: readonly string[];
+  /** Non-empty. */
+  readonly parts: readonly RulePart[];
+}
+
+/** A custom rule engine the gateway calls with a signed envelope (see `data-plane/rules/engines`). */
+export interface SnapshotRuleEngine {
+  readonly id: string;
+  readonly name: string;
+  /** `webhook`: Gatehouse's own envelope; `lakera`: Lakera Guard; `bedrock`: Amazon Bedrock ApplyGuardrail. */
+  readonly kind: 'webhook' | 'lakera' | 'bedrock';
+  /** https:// (http:// only when `allowPrivateNetwork`). */
+  readonly url: string;
+  readonly method: 'POST' | 'PUT';
+  /** Headers sent to the engine; values encrypted. */
+  readonly headers: readonly { readonly name: string; readonly value: EncryptedSecret }[];
+  /** Caller request headers copied onto the engine call (lowercase names). */
+  readonly forwardHeaders: readonly string[];
+  /** HMAC-SHA256 key of the `x-gatehouse-signature` header; encrypted. */
+  readonly signingSecret: EncryptedSecret;
+  readonly timeoutMs: number;
+  /** Development only: allow loopback and private addresses (checked after DNS resolution otherwise). */
+  readonly allowPrivateNetwork: boolean;
+  /** Adapter settings (Bedrock guardrail id/version/region, Lakera project id), not secret. */
+  readonly options: { readonly [key: string]: string };
+}

@@ -3,6 +3,8 @@ import { computeSnapshotContentHash } from './hash.js';
 import {
   FEATURE_TYPES,
   KILL_SWITCH_KINDS,
+  RULE_HOOKS,
+  RULE_PARTS,
   SNAPSHOT_FORMAT_VERSION,
   WITHHELD_REASONS,
   type GatewaySnapshot,
@@ -33,6 +35,11 @@ export class SnapshotRejectedError extends Error {
 }
 
 const MAX_REPORTED_ISSUES = 20;
+
+/** Upper bound of a gateway's `audit.maxBodyBytes`: 16 MiB, the largest payload a rule engine exchanges. */
+export const MAX_AUDIT_BODY_BYTES = 16 * 1024 * 1024;
+/** Upper bound of a rule engine's `timeoutMs`: 5 minutes. */
+export const MAX_ENGINE_TIMEOUT_MS = 300_000;
 
 // Object shapes list their keys in canonical (sorted) order: zod builds its output in
 // shape order, and sorted output lets the content-hash check skip re-sorting.
@@ -148,6 +155,10 @@ const assignment = z.strictObject({
 const gateway = z.strictObject({
   archived: z.boolean(),
   assignments: z.array(assignment),
+  audit: z.strictObject({
+    bodies: z.enum(['full', 'metadata']),
+    maxBodyBytes: z.int().min(0).max(MAX_AUDIT_BODY_BYTES),
+  }),
   dataPlaneUrlPath: z.string().startsWith('/mcp/'),
   enabled: z.boolean(),
   id,
@@ -195,6 +206,69 @@ const killSwitches = z.strictObject({
   workspace: idList,
 });
 
+const unitInterval = z.number().min(0).max(1);
+const nonEmptyUnique = <T extends z.ZodType>(item: T) =>
+  z
+    .array(item)
+    .min(1)
+    .refine((list) => new Set(list).size === list.length, 'lists a value twice');
+
+const ruleDetection = z.discriminatedUnion('kind', [
+  z.strictObject({
+    caseInsensitive: z.boolean(),
+    kind: z.literal('regex'),
+    patterns: z.array(z.string().min(1)).min(1),
+  }),
+  z.strictObject({
+    allowList: z.array(z.string()),
+    entityTypes: nonEmptyUnique(z.string().min(1)),
+    kind: z.literal('pii'),
+    minConfidence: unitInterval,
+  }),
+  z.strictObject({ engineId: id, kind: z.literal('engine') }),
+  z.strictObject({ detector: z.literal('prompt_injection'), kind: z.literal('detector'), threshold: unitInterval }),
+]);
+
+const ruleAction = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('block') }),
+  z.strictObject({ kind: z.literal('redact') }),
+  z.strictObject({ kind: z.literal('replace'), text: z.string() }),
+  z.strictObject({ keepLast: z.int().min(0), kind: z.literal('mask') }),
+  z.strictObject({ kind: z.literal('hash') }),
+  z.strictObject({ kind: z.literal('alert_only') }),
+]);
+
+const rule = z.strictObject({
+  action: ruleAction,
+  detection: ruleDetection,
+  failureMode: z.enum(['open', 'closed']),
+  gatewayId: id,
+  hooks: nonEmptyUnique(z.enum(RULE_HOOKS)),
+  id,
+  name: z.string().min(1),
+  order: z.int(),
+  raiseAlert: z.boolean(),
+  scope: z.strictObject({
+    assignmentIds: idList,
+    features: z.array(z.string().min(1)),
+    parts: nonEmptyUnique(z.enum(RULE_PARTS)),
+  }),
+});
+
+const ruleEngine = z.strictObject({
+  allowPrivateNetwork: z.boolean(),
+  forwardHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9a-z-]+$/, 'expected a lowercase header name')),
+  headers: z.array(z.strictObject({ name: z.string().min(1), value: encryptedSecret })),
+  id,
+  kind: z.enum(['webhook', 'lakera', 'bedrock']),
+  method: z.enum(['POST', 'PUT']),
+  name: z.string().min(1),
+  options: stringMap,
+  signingSecret: encryptedSecret,
+  timeoutMs: z.int().min(1).max(MAX_ENGINE_TIMEOUT_MS),
+  url: httpUrl,
+});
+
 /** The shape of a snapshot as zod checks it; `parseGatewaySnapshot` adds cross-checks and the hash. */
 export const gatewaySnapshotSchema: z.ZodType<GatewaySnapshot> = z.strictObject({
   access,
@@ -203,9 +277,10 @@ export const gatewaySnapshotSchema: z.ZodType<GatewaySnapshot> = z.strictObject(
   gateways: z.array(gateway),
   generatedAt: isoInstant,
   killSwitches,
-  rules: z.array(z.never()),
+  ruleEngines: z.array(ruleEngine),
+  rules: z.array(rule),
   version: z.int().min(1),
-  workspace: z.strictObject({ enabled: z.boolean(), name: z.string() }),
+  workspace: z.strictObject({ enabled: z.boolean(), name: z.string(), ruleHashSalt: encryptedSecret }),
   workspaceId: id,
 });
 
@@ -306,6 +381,7 @@ function findInconsistencies(snapshot: GatewaySnapshot): string[] {
   }
 
   const gatewayIds = new Set<string>();
+  const assignmentIdsByGateway = new Map<string, Set<string>>();
   const slugs = new Set<string>();
   snapshot.gateways.forEach((gateway, g) => {
     const at = `gateways[${g}]`;
@@ -315,6 +391,7 @@ function findInconsistencies(snapshot: GatewaySnapshot): string[] {
     slugs.add(gateway.slug);
     if (gateway.dataPlaneUrlPath !== `/mcp/${gateway.slug}`) report(`${at}.dataPlaneUrlPath`, `must be /mcp/${gateway.slug}`);
     if (gateway.archived && gateway.assignments.length > 0) report(`${at}.assignments`, 'an archived gateway has none');
+    assignmentIdsByGateway.set(gateway.id, new Set(gateway.assignments.map((assignment) => assignment.id)));
 
     const entries = new Set<string>();
     // Name → the features claiming it, per type; a name may be claimed twice only by
@@ -383,6 +460,38 @@ function findInconsistencies(snapshot: GatewaySnapshot): string[] {
       if (!gatewayIds.has(gatewayId)) report(`access.teams.${teamId}.gatewayIds`, `unknown gateway ${gatewayId}`);
     }
   }
+  const engineIds = new Set<string>();
+  snapshot.ruleEngines.forEach((engine, e) => {
+    const at = `ruleEngines[${e}]`;
+    if (engineIds.has(engine.id)) report(`${at}.id`, `duplicate rule engine id ${engine.id}`);
+    else if (e > 0 && snapshot.ruleEngines[e - 1]!.id > engine.id) report(`${at}.id`, 'rule engines must be ordered by id');
+    engineIds.add(engine.id);
+    if (!engine.allowPrivateNetwork && !engine.url.startsWith('https://')) {
+      report(`${at}.url`, 'must be https:// unless allowPrivateNetwork');
+    }
+  });
+  const ruleIds = new Set<string>();
+  const lastOrder = new Map<string, number>();
+  snapshot.rules.forEach((rule, r) => {
+    const at = `rules[${r}]`;
+    if (ruleIds.has(rule.id)) report(`${at}.id`, `duplicate rule id ${rule.id}`);
+    ruleIds.add(rule.id);
+    const assignmentIds = assignmentIdsByGateway.get(rule.gatewayId);
+    if (!assignmentIds) {
+      report(`${at}.gatewayId`, `unknown gateway ${rule.gatewayId}`);
+    } else {
+      for (const assignmentId of rule.scope.assignmentIds) {
+        if (!assignmentIds.has(assignmentId)) report(`${at}.scope.assignmentIds`, `assignment ${assignmentId} is not on gateway ${rule.gatewayId}`);
+      }
+    }
+    const previous = lastOrder.get(rule.gatewayId);
+    if (previous !== undefined && previous > rule.order) report(`${at}.order`, `rules of gateway ${rule.gatewayId} must be in ascending order`);
+    lastOrder.set(rule.gatewayId, rule.order);
+    if (rule.detection.kind === 'engine' && !engineIds.has(rule.detection.engineId)) {
+      report(`${at}.detection.engineId`, `unknown rule engine ${rule.detection.engineId}`);
+    }
+  });
+
   for (const kind of KILL_SWITCH_KINDS) {
     const ids = snapshot.killSwitches[kind];
     if (new Set(ids).size !== ids.length) report(`killSwitches.${kind}`, 'lists an id twice');

@@ -37,18 +37,28 @@ export type ContextMatcher = (text: string, start: number) => boolean;
  * letter matches are compared.
  */
 export function compileContextWords(words: readonly string[], window = CONTEXT_WINDOW): ContextMatcher {
-  const byFirst = new Map<number, string[]>();
+  // Words by their (lowercase) first UTF-16 unit, in a dense table for ASCII: the window walk
+  // is one array read per character, no hashing.
+  const ascii: Array<readonly string[] | undefined> = new Array(128).fill(undefined);
+  const other = new Map<number, string[]>();
   for (const word of words) {
     const first = word.charCodeAt(0);
-    const list = byFirst.get(first) ?? [];
-    list.push(word);
-    byFirst.set(first, list);
+    if (first < 128) ascii[first] = [...(ascii[first] ?? []), word];
+    else other.set(first, [...(other.get(first) ?? []), word]);
   }
+  const firstLetters = new Uint8Array(128);
+  for (let c = 0; c < 128; c++) if (ascii[c | 0x20] !== undefined && ((c | 0x20) === c || (c >= 65 && c <= 90))) firstLetters[c] = 1;
   return (text, start) => {
     const from = Math.max(0, start - window);
     for (let i = from; i < start; i++) {
       const c0 = text.charCodeAt(i);
-      const candidates = byFirst.get(c0 | 0x20) ?? (c0 > 0x7f ? byFirst.get(c0) : undefined);
+      let candidates: readonly string[] | undefined;
+      if (c0 < 128) {
+        if (firstLetters[c0] === 0) continue;
+        candidates = ascii[c0 | 0x20];
+      } else {
+        candidates = other.get(c0);
+      }
       if (candidates === undefined) continue;
       if (i > 0) {
         const before = text.charCodeAt(i - 1);

@@ -96,9 +96,9 @@ export function createPiiScanner(options: PiiScannerOptions = {}): PiiScanner {
       candidates = [];
       try {
         for (const recognize of recognizers) recognize(input, sink);
-        return resolveOverlaps(candidates).map((c) =>
-          includeText ? { ...c, text: input.slice(c.start, c.end) } : { ...c },
-        );
+        const kept = resolveOverlaps(candidates);
+        // Candidates are fresh objects of this scan: handed out as they are unless text is wanted.
+        return includeText ? kept.map((c) => ({ ...c, text: input.slice(c.start, c.end) })) : kept;
       } finally {
         text = '';
         candidates = [];

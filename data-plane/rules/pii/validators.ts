@@ -192,19 +192,24 @@ export function ipv6Groups(text: string, start: number, end: number): number {
 
 const counts = new Uint16Array(128);
 
-/** Shannon entropy in bits per character of the ASCII span `text[start, end)`. */
+/**
+ * Shannon entropy in bits per character of the ASCII span `text[start, end)`. Counts are
+ * summed and cleared by a second walk over the span itself, so the cost is the span's
+ * length, not the alphabet's.
+ */
 export function shannonEntropy(text: string, start: number, end: number): number {
-  counts.fill(0);
   const n = end - start;
   for (let i = start; i < end; i++) {
     const k = text.charCodeAt(i) & 127;
     counts[k] = counts[k]! + 1;
   }
   let h = 0;
-  for (let c = 0; c < 128; c++) {
-    const k = counts[c]!;
-    if (k === 0) continue;
-    const p = k / n;
+  for (let i = start; i < end; i++) {
+    const k = text.charCodeAt(i) & 127;
+    const count = counts[k]!;
+    if (count === 0) continue;
+    counts[k] = 0;
+    const p = count / n;
     h -= p * Math.log2(p);
   }
   return h;

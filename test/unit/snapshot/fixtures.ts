@@ -25,7 +25,7 @@ const UNREVIEWED = { tools: null, prompts: null, resources: null, resourceTempla
 /** One gateway, a remote server with a shared header credential, and a container of two managed servers. */
 export function richSource(): SnapshotSource {
   return {
-    workspace: { id: 'ws-acme', name: 'Acme', disabled: false },
+    workspace: { id: 'ws-acme', name: 'Acme', disabled: false, ruleHashSalt: secret('workspace:ws-acme:rule-hash-salt') },
     servers: [
       {
         id: 'srv-github',

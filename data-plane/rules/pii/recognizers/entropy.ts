@@ -49,12 +49,13 @@ export function createEntropyRecognizer(): Recognizer {
     if (!wantGeneric && !wantAws) return;
     trigger.lastIndex = 0;
     let searchedTo = 0;
-    while (trigger.test(text)) {
+    let m: RegExpExecArray | null;
+    while ((m = trigger.exec(text)) !== null) {
       const wordEnd = trigger.lastIndex;
       const after = wordEnd < text.length ? text.charCodeAt(wordEnd) : 32;
       // `keyboard`, `tokenizer`, `monkey`, `author` are not credential words; `tokens`, `apiKey` are.
       if (isLower(after) && !(after === 115 && !isLower(text.charCodeAt(wordEnd + 1)))) continue;
-      if (!precededByBoundary(text, wordEnd)) continue;
+      if (!startsAtBoundary(text, m.index)) continue;
       let i = Math.max(wordEnd, searchedTo);
       const limit = Math.min(text.length, wordEnd + LOOKAHEAD);
       while (i < limit) {
@@ -84,30 +85,12 @@ export function createEntropyRecognizer(): Recognizer {
   };
 }
 
-/** The trigger's words, longest first: the match ending at a position is the longest one. */
-const WORDS = TRIGGER.source.split('|').sort((x, y) => y.length - x.length);
-
-function endsWithWord(text: string, end: number, word: string): boolean {
-  const start = end - word.length;
-  if (start < 0) return false;
-  for (let k = 0; k < word.length; k++) if ((text.charCodeAt(start + k) | 0x20) !== word.charCodeAt(k)) return false;
-  return true;
-}
-
 /**
  * Whether the matched word starts at a word boundary: `api_key`, `x-api-key`, `apiKey`,
- * `AWS_SECRET_ACCESS_KEY` do; `monkey`, `MYTOKEN` do not.
+ * `AWS_SECRET_ACCESS_KEY` do; `monkey`, `MYTOKEN` do not. The trigger lists compound words
+ * before their parts, so the match is the longest word there (`apikey`, not `key`).
  */
-function precededByBoundary(text: string, wordEnd: number): boolean {
-  let word: string | undefined;
-  for (const w of WORDS) {
-    if (endsWithWord(text, wordEnd, w)) {
-      word = w;
-      break;
-    }
-  }
-  if (word === undefined) return false;
-  const start = wordEnd - word.length;
+function startsAtBoundary(text: string, start: number): boolean {
   if (start === 0) return true;
   const before = text.charCodeAt(start - 1);
   if (!isWordCode(before) || before === 95) return true;

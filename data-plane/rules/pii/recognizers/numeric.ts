@@ -27,7 +27,12 @@ function isSepCode(c: number): boolean {
 }
 
 export function createNumericRecognizer(): Recognizer {
-  const trigger = /[0-9]/g;
+  // A digit that starts a word and can begin something of ours: eight digits in a row, or
+  // fewer followed by up to three separators and another digit. A lone short number
+  // (`42`, `2024,`) or one glued to letters (`50b3…`, `v2x`) could only end in the
+  // "fewer than 8 digits in fewer than 4 groups" exit below, so it is not a trigger. The
+  // lookahead has only bounded quantifiers over single classes: constant work per digit.
+  const trigger = /\b[0-9](?=[0-9]{7}|[0-9]{0,6}[ \-./()]{1,3}[0-9])/g;
   const groupStart = new Int32Array(MAX_GROUPS);
   const groupEnd = new Int32Array(MAX_GROUPS);
   const sepKind = new Uint8Array(MAX_GROUPS);
@@ -53,13 +58,6 @@ export function createNumericRecognizer(): Recognizer {
     trigger.lastIndex = 0;
     while (trigger.test(text)) {
       const first = trigger.lastIndex - 1;
-      if (first > 0 && isWordCode(text.charCodeAt(first - 1))) {
-        // Inside a word (a hex digest, base64, `ORD2024`): skip the whole word at once.
-        let end = first + 1;
-        while (end < length && isWordCode(text.charCodeAt(end))) end++;
-        trigger.lastIndex = end;
-        continue;
-      }
       // Cut the run into groups.
       let groups = 0;
       let i = first;

@@ -3,11 +3,12 @@ import { isWordCode } from '../validators.js';
 import type { FindingSink, Recognizer } from './sink.js';
 
 /**
- * Credentials with a fixed, documented prefix. One trigger finds every prefix; the lookahead
- * holds only literal alternatives and the match itself is one character, so `lastIndex - 1`
- * is where the prefix starts. Bodies are read by hand with a length cap.
+ * Credentials with a fixed, documented prefix. One trigger finds every prefix: literal
+ * alternatives after a word boundary (every prefix but a key block's must start a word),
+ * so no quantifier and no lookahead; `m.index` is where the prefix starts. Bodies are read
+ * by hand with a length cap.
  */
-const TRIGGER = /(?=AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|xox[abprs]-|[spr]k_(?:live|test)_|eyJ|-----BEGIN )[-Aaegprsx]/g;
+const TRIGGER = /\b(?:AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|xox[abprs]-|[spr]k_(?:live|test)_|eyJ)|-----BEGIN /g;
 
 const MAX_TOKEN = 1024;
 /** A private key block is looked for up to this far after its BEGIN line. */
@@ -32,10 +33,12 @@ export function createSecretRecognizer(): Recognizer {
   const trigger = new RegExp(TRIGGER.source, 'g');
   return function scanSecrets(text: string, sink: FindingSink): void {
     trigger.lastIndex = 0;
-    while (trigger.test(text)) {
-      const start = trigger.lastIndex - 1;
+    let m: RegExpExecArray | null;
+    while ((m = trigger.exec(text)) !== null) {
+      const start = m.index;
       const end = recognizeAt(text, start, sink);
-      if (end > start) trigger.lastIndex = end;
+      // Not a credential: look again from the next character (prefixes may overlap).
+      trigger.lastIndex = end > start ? end : start + 1;
     }
   };
 }

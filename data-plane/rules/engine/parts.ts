@@ -1,0 +1,321 @@
+import type { RuleHook, RulePart } from '../../../schema/snapshot/index.js';
+
+/**
+ * Where content rules look in an MCP message, JSON-aware: only string *values* of the
+ * scanned part are read and rewritten; keys, numbers, structure and everything outside
+ * the part (ids, names, `_meta`, binary `blob`/`data`) are never touched, so a rewritten
+ * message has exactly the shape of the original.
+ *
+ * Every string found is a {@link Slot}; `extract` lists them in a fixed order and
+ * `rebuild` puts new values back in that same order, copying only the containers on the
+ * path to a changed string (the original objects are never mutated: the audit stage may
+ * still hold them). Both walk with an explicit stack, so nesting depth cannot overflow
+ * the call stack.
+ */
+
+/** One string value of the scanned part. */
+export interface Slot {
+  /** The nearest property name above the value (array elements inherit it), `''` when none; read as context, never scanned. */
+  readonly key: string;
+  readonly value: string;
+}
+
+/** What a leg of one method scans: the part, how to list its strings and how to put them back. */
+export interface PartAccess {
+  readonly part: RulePart;
+  /** The value a custom rule engine receives as the payload (the arguments object, or the whole result). */
+  payload(message: Record<string, unknown>): unknown;
+  /** Replaces the payload with an engine's validated `modify` payload. */
+  replacePayload(message: Record<string, unknown>, payload: unknown): Record<string, unknown>;
+  /** Why an engine's `modify` payload cannot stand in for this part, or undefined when it can. */
+  checkPayload(payload: unknown): string | undefined;
+  /** The strings to scan, in a fixed order. */
+  extract(message: Record<string, unknown>, limits: WalkLimits): Slot[];
+  /** The message with the strings replaced by `values` (same order as `extract`). */
+  rebuild(message: Record<string, unknown>, values: readonly string[], limits: WalkLimits): Record<string, unknown>;
+}
+
+export interface WalkLimits {
+  /** Containers nested deeper than this make the part unreadable ({@link PartTooComplexError}). */
+  readonly maxDepth: number;
+  /** More string characters than this in one part make it unreadable. */
+  readonly maxChars: number;
+}
+
+export const DEFAULT_WALK_LIMITS: WalkLimits = Object.freeze({ maxDepth: 128, maxChars: 32 * 1024 * 1024 });
+
+/** The part is nested deeper or holds more text than the rules are allowed to read; rules apply their failure mode. */
+export class PartTooComplexError extends Error {
+  override readonly name = 'PartTooComplexError';
+}
+
+type Json = unknown;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Collects every string value under `root` (depth-first, array order, object key order).
+ * `chars` carries the running character count across several roots of one part.
+ */
+function collectStrings(root: Json, key: string, out: Slot[], limits: WalkLimits, chars: { n: number }): void {
+  const stack: Array<{ value: Json; key: string; depth: number }> = [{ value: root, key, depth: 0 }];
+  while (stack.length > 0) {
+    const { value, key: at, depth } = stack.pop()!;
+    if (typeof value === 'string') {
+      chars.n += value.length;
+      if (chars.n > limits.maxChars) throw new PartTooComplexError(`the scanned part holds more than ${limits.maxChars} characters of text`);
+      out.push({ key: at, value });
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= limits.maxDepth) throw new PartTooComplexError(`the scanned part is nested deeper than ${limits.maxDepth} levels`);
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], key: at, depth: depth + 1 });
+    } else {
+      const keys = Object.keys(value);
+      for (let i = keys.length - 1; i >= 0; i--) stack.push({ value: (value as Record<string, unknown>)[keys[i]!], key: keys[i]!, depth: depth + 1 });
+    }
+  }
+}
+
+/**
+ * `root` with its strings replaced, in `collectStrings` order, by `values[cursor.i…]`.
+ * Containers are copied only when something under them changed. Iterative: each
+ * container is entered (its children pushed) and later finished (rebuilt from its
+ * children's results) through an explicit stack.
+ */
+function replaceStrings(root: Json, values: readonly string[], cursor: { i: number }): Json {
+  if (typeof root === 'string') {
+    const next = values[cursor.i++]!;
+    return next;
+  }
+  if (typeof root !== 'object' || root === null) return root;
+  interface Frame {
+    readonly container: Record<string, unknown> | unknown[];
+    readonly keys: readonly string[] | null;
+    index: number;
+    copy: Record<string, unknown> | unknown[] | null;
+  }
+  const open = (container: object): Frame =>
+    Array.isArray(container) ? { container, keys: null, index: 0, copy: null } : { container: container as Record<string, unknown>, keys: Object.keys(container), index: 0, copy: null };
+  const stack: Frame[] = [open(root)];
+  let finished: Json = undefined;
+  let hasFinished = false;
+  for (;;) {
+    const frame = stack[stack.length - 1]!;
+    const length = frame.keys === null ? (frame.container as unknown[]).length : frame.keys.length;
+    if (hasFinished) {
+      // The child at frame.index - 1 was a container; store its (maybe new) value.
+      const k = frame.index - 1;
+      const original = frame.keys === null ? (frame.container as unknown[])[k] : (frame.container as Record<string, unknown>)[frame.keys[k]!];
+      if (finished !== original) setChild(frame, k, finished);
+      hasFinished = false;
+    }
+    if (frame.index >= length) {
+      stack.pop();
+      finished = frame.copy ?? frame.container;
+      if (stack.length === 0) return finished;
+      hasFinished = true;
+      continue;
+    }
+    const k = frame.index++;
+    const child = frame.keys === null ? (frame.container as unknown[])[k] : (frame.container as Record<string, unknown>)[frame.keys[k]!];
+    if (typeof child === 'string') {
+      const next = values[cursor.i++]!;
+      if (next !== child) setChild(frame, k, next);
+    } else if (typeof child === 'object' && child !== null) {
+      stack.push(open(child));
+    }
+  }
+
+  function setChild(frame: Frame, k: number, value: Json): void {
+    if (frame.copy === null) frame.copy = Array.isArray(frame.container) ? [...frame.container] : { ...frame.container };
+    if (frame.keys === null) (frame.copy as unknown[])[k] = value;
+    else (frame.copy as Record<string, unknown>)[frame.keys[k]!] = value;
+  }
+}
+
+/** The part's arguments object (`tools/call`, `prompts/get` requests). */
+function argumentsAccess(part: RulePart, stringValuesOnly: boolean): PartAccess {
+  return {
+    part,
+    payload: (params) => params.arguments ?? {},
+    replacePayload: (params, payload) => ({ ...params, arguments: payload }),
+    checkPayload(payload) {
+      if (!isRecord(payload)) return 'arguments must be a JSON object';
+      if (stringValuesOnly && Object.values(payload).some((v) => typeof v !== 'string')) return 'prompt arguments must all be strings';
+      return undefined;
+    },
+    extract(params, limits) {
+      const out: Slot[] = [];
+      if (params.arguments !== undefined) collectStrings(params.arguments, '', out, limits, { n: 0 });
+      return out;
+    },
+    rebuild(params, values) {
+      if (params.arguments === undefined) return params;
+      const next = replaceStrings(params.arguments, values, { i: 0 });
+      return next === params.arguments ? params : { ...params, arguments: next };
+    },
+  };
+}
+
+/**
+ * Text inside a content block: `text` of a text block, `resource.text` of an embedded
+ * text resource. Images, audio and blobs are binary and are not scanned.
+ */
+function contentText(block: unknown): { holder: Record<string, unknown>; inResource: boolean } | undefined {
+  if (!isRecord(block)) return undefined;
+  if (block.type === 'text' && typeof block.text === 'string') return { holder: block, inResource: false };
+  if (block.type === 'resource' && isRecord(block.resource) && typeof block.resource.text === 'string') return { holder: block.resource, inResource: true };
+  return undefined;
+}
+
+function withContentText(block: unknown, text: string): unknown {
+  const found = contentText(block)!;
+  if (found.holder.text === text) return block;
+  const b = block as Record<string, unknown>;
+  return found.inResource ? { ...b, resource: { ...found.holder, text } } : { ...b, text };
+}
+
+const toolResults: PartAccess = {
+  part: 'toolResults',
+  payload: (result) => result,
+  replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+  checkPayload(payload) {
+    if (!isRecord(payload)) return 'a tool result must be a JSON object';
+    if (!Array.isArray(payload.content)) return 'a tool result must have a "content" array';
+    for (const block of payload.content) {
+      if (!isRecord(block) || typeof block.type !== 'string') return 'every content block must be an object with a string "type"';
+      if (block.type === 'text' && typeof block.text !== 'string') return 'a text content block must have a string "text"';
+    }
+    if (payload.structuredContent !== undefined && !isRecord(payload.structuredContent)) return '"structuredContent" must be a JSON object';
+    if (payload.isError !== undefined && typeof payload.isError !== 'boolean') return '"isError" must be a boolean';
+    return undefined;
+  },
+  extract(result, limits) {
+    const out: Slot[] = [];
+    const chars = { n: 0 };
+    if (Array.isArray(result.content)) {
+      for (const block of result.content) {
+        const found = contentText(block);
+        if (found) collectStrings(found.holder.text, '', out, limits, chars);
+      }
+    }
+    if (result.structuredContent !== undefined) collectStrings(result.structuredContent, '', out, limits, chars);
+    return out;
+  },
+  rebuild(result, values) {
+    let i = 0;
+    let next = result;
+    if (Array.isArray(result.content)) {
+      let changed = false;
+      const content = result.content.map((block: unknown) => {
+        if (!contentText(block)) return block;
+        const replaced = withContentText(block, values[i++]!);
+        if (replaced !== block) changed = true;
+        return replaced;
+      });
+      if (changed) next = { ...next, content };
+    }
+    if (result.structuredContent !== undefined) {
+      const structured = replaceStrings(result.structuredContent, values, { i });
+      if (structured !== result.structuredContent) next = { ...next, structuredContent: structured };
+    }
+    return next;
+  },
+};
+
+const resourceContents: PartAccess = {
+  part: 'resourceContents',
+  payload: (result) => result,
+  replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+  checkPayload(payload) {
+    if (!isRecord(payload) || !Array.isArray(payload.contents)) return 'a resource result must be an object with a "contents" array';
+    for (const item of payload.contents) {
+      if (!isRecord(item) || typeof item.uri !== 'string') return 'every resource content must be an object with a string "uri"';
+      if (typeof item.text !== 'string' && typeof item.blob !== 'string') return 'every resource content must have a string "text" or "blob"';
+    }
+    return undefined;
+  },
+  extract(result, limits) {
+    const out: Slot[] = [];
+    const chars = { n: 0 };
+    if (Array.isArray(result.contents)) {
+      for (const item of result.contents) if (isRecord(item) && typeof item.text === 'string') collectStrings(item.text, '', out, limits, chars);
+    }
+    return out;
+  },
+  rebuild(result, values) {
+    if (!Array.isArray(result.contents)) return result;
+    let i = 0;
+    let changed = false;
+    const contents = result.contents.map((item: unknown) => {
+      if (!isRecord(item) || typeof item.text !== 'string') return item;
+      const text = values[i++]!;
+      if (text === item.text) return item;
+      changed = true;
+      return { ...item, text };
+    });
+    return changed ? { ...result, contents } : result;
+  },
+};
+
+const promptMessages: PartAccess = {
+  part: 'promptMessages',
+  payload: (result) => result,
+  replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+  checkPayload(payload) {
+    if (!isRecord(payload) || !Array.isArray(payload.messages)) return 'a prompt result must be an object with a "messages" array';
+    for (const message of payload.messages) {
+      if (!isRecord(message) || (message.role !== 'user' && message.role !== 'assistant')) return 'every prompt message must have role "user" or "assistant"';
+      if (!isRecord(message.content) || typeof message.content.type !== 'string') return 'every prompt message must have a content object with a string "type"';
+      if (message.content.type === 'text' && typeof message.content.text !== 'string') return 'a text message content must have a string "text"';
+    }
+    return undefined;
+  },
+  extract(result, limits) {
+    const out: Slot[] = [];
+    const chars = { n: 0 };
+    if (Array.isArray(result.messages)) {
+      for (const message of result.messages) {
+        const found = isRecord(message) ? contentText(message.content) : undefined;
+        if (found) collectStrings(found.holder.text, '', out, limits, chars);
+      }
+    }
+    return out;
+  },
+  rebuild(result, values) {
+    if (!Array.isArray(result.messages)) return result;
+    let i = 0;
+    let changed = false;
+    const messages = result.messages.map((message: unknown) => {
+      if (!isRecord(message) || !contentText(message.content)) return message;
+      const content = withContentText(message.content, values[i++]!);
+      if (content === message.content) return message;
+      changed = true;
+      return { ...message, content };
+    });
+    return changed ? { ...result, messages } : result;
+  },
+};
+
+const toolArguments = argumentsAccess('toolArguments', false);
+const promptArguments = argumentsAccess('promptArguments', true);
+
+/** The part a leg of a method scans, or undefined when rules have nothing to read there. */
+export function partOf(method: string, leg: RuleHook): PartAccess | undefined {
+  switch (method) {
+    case 'tools/call':
+      return leg === 'request' ? toolArguments : toolResults;
+    case 'prompts/get':
+      return leg === 'request' ? promptArguments : promptMessages;
+    case 'resources/read':
+      return leg === 'response' ? resourceContents : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export const PARTS: { readonly [P in RulePart]: PartAccess } = { toolArguments, promptArguments, toolResults, resourceContents, promptMessages };

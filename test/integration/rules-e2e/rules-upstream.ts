@@ -1,0 +1,75 @@
+/**
+ * The upstream MCP server of the rules end-to-end tests, run over stdio as a managed
+ * server (`node --import tsx rules-upstream.ts`). Its tools return what the rules act on:
+ *
+ * - `echo {text}`: returns `text` (request-leg rules show in what comes back) and records
+ *   the last text it received, which `last_received` returns, so a test can see what
+ *   reached the upstream;
+ * - `profile`: a customer record with PII in text content and `structuredContent`;
+ * - `fetch_page {url}`: a web page with an indirect (second-order) prompt injection;
+ * - `big {kib}`: `kib` KiB of text with an email address every 4 KiB;
+ * - `binary`: an image, an audio clip and an embedded binary resource, plus a text block;
+ * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob).
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import * as z from 'zod';
+import { CUSTOMER_TEXT, PAGE_WITH_INJECTION } from './upstream-content.js';
+
+
+const server = new McpServer({ name: 'gatehouse-rules-fixture', version: '1.0.0' });
+let lastReceived: unknown = null;
+
+server.registerTool('echo', { description: 'Returns its text', inputSchema: { text: z.string() } }, async ({ text }) => {
+  lastReceived = text;
+  return { content: [{ type: 'text', text }] };
+});
+
+server.registerTool('echo_json', { description: 'Returns its arguments as JSON text', inputSchema: { value: z.unknown() } }, async (args) => {
+  lastReceived = args;
+  return { content: [{ type: 'text', text: JSON.stringify(args) }] };
+});
+
+server.registerTool('last_received', { description: 'What echo last received' }, async () => ({
+  content: [{ type: 'text', text: JSON.stringify(lastReceived) }],
+}));
+
+server.registerTool('profile', { description: 'A customer record' }, async () => ({
+  content: [{ type: 'text', text: CUSTOMER_TEXT }],
+  structuredContent: { name: 'Ada Lovelace', email: 'ada@example.com', orders: [{ id: 7, note: 'ship to ada@example.com' }] },
+}));
+
+server.registerTool('fetch_page', { description: 'Fetches a web page', inputSchema: { url: z.string() } }, async () => ({
+  content: [{ type: 'text', text: PAGE_WITH_INJECTION }],
+}));
+
+server.registerTool('big', { description: 'Large text', inputSchema: { kib: z.number() } }, async ({ kib }) => {
+  const chunk = `${'lorem ipsum dolor sit amet '.repeat(150).slice(0, 4096 - 40)} mail: bulk@example.com \n`;
+  return { content: [{ type: 'text', text: chunk.repeat(Math.ceil((kib * 1024) / chunk.length)) }] };
+});
+
+server.registerTool('binary', { description: 'Binary content' }, async () => ({
+  content: [
+    { type: 'image', data: Buffer.from('ada@example.com in pixels').toString('base64'), mimeType: 'image/png' },
+    { type: 'audio', data: Buffer.from([0, 1, 2, 255]).toString('base64'), mimeType: 'audio/wav' },
+    { type: 'resource', resource: { uri: 'file:///blob.bin', blob: Buffer.from('ada@example.com').toString('base64'), mimeType: 'application/octet-stream' } },
+    { type: 'text', text: 'caption: photo of ada@example.com\u0000\u0001\ud800 end' },
+  ],
+}));
+
+server.registerPrompt('summarize', { description: 'Summarize a topic', argsSchema: { topic: z.string() } }, async ({ topic }) => ({
+  messages: [{ role: 'user', content: { type: 'text', text: `Summarize ${topic}. Send questions to ada@example.com.` } }],
+}));
+
+server.registerResource('customers', 'doc://customers', { mimeType: 'text/plain' }, async (uri) => ({
+  contents: [{ uri: uri.href, mimeType: 'text/plain', text: CUSTOMER_TEXT }],
+}));
+
+server.registerResource('logo', 'doc://logo', { mimeType: 'image/png' }, async (uri) => ({
+  contents: [{ uri: uri.href, mimeType: 'image/png', blob: Buffer.from('ada@example.com').toString('base64') }],
+}));
+
+process.stdin.once('end', () => {
+  void server.close().finally(() => process.exit(0));
+});
+await server.connect(new StdioServerTransport());
