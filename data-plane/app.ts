@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolveDataPlaneConfig, type DataPlaneConfigInput } from './config.js';
-import { silentLogger, type DataPlaneLogger } from './logger.js';
+import { redactingLogger, silentLogger, type DataPlaneLogger } from './logger.js';
 import { createMcpEndpoint } from './mcp/http-endpoint.js';
+import { RedisSessionEndings } from './mcp/ended-sessions-redis.js'; // [proxy]
+import { EndedSessions } from './mcp/session-id.js'; // [proxy]
+import { CallAuditor, callAudit, type AuditSink } from './audit/call-auditor.js';
+import { dataPlaneInstanceName } from './audit/shipper.js';
 import { processMetrics } from './ops/metrics.js';
 import { createOriginGuard, sendOriginRefusal } from './ops/origin-guard.js';
 import { MemoryBucketStore, RateLimiter, clientIp, sendRateLimited, type BucketStore } from './policy/rate-limit.js';
@@ -20,6 +24,12 @@ export interface DataPlaneDeps {
   readonly clock?: () => number;
   /** [ops] Where rate-limit buckets live; default Redis when `redisUrl` is set, else memory. */
   readonly bucketStore?: BucketStore;
+  /**
+   * [audit] Where finished calls go to be recorded: an `AuditShipper` (to the control
+   * plane) or a test's sink. The data plane owns it: `close()` flushes and closes it.
+   * Absent: calls are not audited.
+   */
+  readonly audit?: AuditSink;
 }
 
 export interface DataPlane {
@@ -40,9 +50,9 @@ const MCP_PATH = /^\/mcp\/([^/]+)\/?$/;
  */
 export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlaneDeps): DataPlane {
   const config = resolveDataPlaneConfig(configInput);
-  const logger = deps.logger ?? silentLogger();
+  const logger = redactingLogger(deps.logger ?? silentLogger()); // [proxy] secrets redacted in every logged object
   const clock = deps.clock ?? Date.now;
-  const pool = new UpstreamPool({ clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION }, logger });
+  const pool = new UpstreamPool({ clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION }, logger, circuitBreaker: config.circuitBreaker });
   // ── [ops] Host/Origin guard and rate limiter, built once per data plane ──
   const metrics = processMetrics();
   const unregisterMetrics = metrics.register({ snapshots: deps.snapshots, pool });
@@ -57,6 +67,15 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     logger,
     onRefused: (scope) => metrics.rateLimited.inc({ scope }),
   });
+  // [audit] one record per request, handed to the sink when the response closes.
+  const auditor = deps.audit
+    ? new CallAuditor(deps.audit, { snapshots: deps.snapshots, context: { instance: dataPlaneInstanceName(), trustedProxyHops: config.rateLimit.trustedProxyHops } })
+    : undefined;
+  const endedSessions = new EndedSessions(
+    config.sessionMaxAgeMs,
+    config.redisUrl ? new RedisSessionEndings({ url: config.redisUrl, logger }) : undefined,
+    clock,
+  ); // [proxy]
   const knownGateway = (slug: string) => deps.snapshots.current()?.gatewaysBySlug.has(slug) === true;
   const handleMcp = createMcpEndpoint({
     config,
@@ -64,10 +83,12 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     pool,
     logger,
     clock,
+    endedSessions, // [proxy] DELETE ends a session on every replica (Redis) or here
     // [ops] stage 1b: the per-token bucket, run right after authentication.
     tokenRateLimit: async (tokenId, res) => {
       const refusal = await rateLimiter.checkToken(tokenId, clock());
       if (!refusal) return true;
+      callAudit(res)?.rateLimited(refusal); // [audit]
       sendRateLimited(res, refusal);
       return false;
     },
@@ -101,13 +122,16 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     }
     // ── [ops] metrics, stage 0: Host/Origin (DNS rebinding), stage 1a: the per-IP bucket, before authentication ──
     metrics.observe(req, res, slug, knownGateway);
+    const call = auditor?.begin(req, res, slug); // [audit]
     const verdict = checkOrigin(req);
     if (!verdict.ok) {
+      call?.refusedByOrigin(verdict.code, verdict.message);
       req.resume();
       return sendOriginRefusal(res, verdict);
     }
     const ipRefusal = await rateLimiter.checkIp(clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.rateLimit.trustedProxyHops), clock());
     if (ipRefusal) {
+      call?.rateLimited(ipRefusal);
       req.resume();
       return sendRateLimited(res, ipRefusal);
     }
@@ -160,7 +184,9 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
         server.closeAllConnections();
       });
       await pool.close();
+      await endedSessions.close(); // [proxy]
       await rateLimiter.close(); // [ops]
+      await deps.audit?.close(); // [audit] ships what is buffered, within its deadline
     },
   };
 }

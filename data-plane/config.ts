@@ -17,6 +17,14 @@ export interface DataPlaneConfig {
   readonly listTimeoutMs: number;
   /** Per-upstream timeout of targeted calls (`tools/call` …). Default 60 s. */
   readonly callTimeoutMs: number;
+  /** [proxy] Items per page of merged lists (`tools/list` …); more come with a cursor. Default 100. */
+  readonly listPageSize: number;
+  /**
+   * [proxy] Per-upstream circuit breaker: opens after `failureThreshold` consecutive
+   * unreachable/timed-out calls (0: never) and lets one probe through after `coolDownMs`.
+   * Default 5 failures, 10 s.
+   */
+  readonly circuitBreaker: { readonly failureThreshold: number; readonly coolDownMs: number };
   // ── [ops] DNS-rebinding protection, rate limits (issue 4, operations) ──
   /** The base URL clients reach this data plane at; its host is allowed by default. */
   readonly publicUrl: string | undefined;
@@ -58,7 +66,7 @@ export interface RateLimitConfig {
   readonly trustedProxyHops: number;
 }
 
-export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit'>> &
+export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit' | 'circuitBreaker'>> &
   Pick<DataPlaneConfig, 'sessionSecret'> & {
     readonly rateLimit?: {
       readonly perIp?: Partial<BucketConfig>;
@@ -66,6 +74,7 @@ export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit'>> &
       readonly keyPrefix?: string;
       readonly trustedProxyHops?: number;
     };
+    readonly circuitBreaker?: Partial<DataPlaneConfig['circuitBreaker']>; // [proxy]
   };
 
 /** Loopback names always allowed as `Host` unless `allowedHosts` is set explicitly. */
@@ -81,6 +90,8 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
     maxBodyBytes: input.maxBodyBytes ?? 4 * 1024 * 1024,
     listTimeoutMs: input.listTimeoutMs ?? 5_000,
     callTimeoutMs: input.callTimeoutMs ?? 60_000,
+    listPageSize: input.listPageSize ?? 100,
+    circuitBreaker: { failureThreshold: input.circuitBreaker?.failureThreshold ?? 5, coolDownMs: input.circuitBreaker?.coolDownMs ?? 10_000 },
     publicUrl: input.publicUrl,
     allowedHosts: [],
     allowedOrigins: [],
@@ -98,10 +109,17 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) {
     throw new TypeError(`data plane option "port" must be an integer from 0 to 65535, got ${config.port}`);
   }
-  for (const name of ['sessionMaxAgeMs', 'maxBodyBytes', 'listTimeoutMs', 'callTimeoutMs'] as const) {
+  for (const name of ['sessionMaxAgeMs', 'maxBodyBytes', 'listTimeoutMs', 'callTimeoutMs', 'listPageSize'] as const) {
     if (!Number.isInteger(config[name]) || config[name] <= 0) {
       throw new TypeError(`data plane option "${name}" must be a positive integer, got ${config[name]}`);
     }
+  }
+  // [proxy] circuit breaker
+  if (!Number.isInteger(config.circuitBreaker.failureThreshold) || config.circuitBreaker.failureThreshold < 0) {
+    throw new TypeError(`data plane option "circuitBreaker.failureThreshold" must be an integer ≥ 0 (0 turns it off), got ${config.circuitBreaker.failureThreshold}`);
+  }
+  if (!Number.isInteger(config.circuitBreaker.coolDownMs) || config.circuitBreaker.coolDownMs <= 0) {
+    throw new TypeError(`data plane option "circuitBreaker.coolDownMs" must be a positive integer, got ${config.circuitBreaker.coolDownMs}`);
   }
   // ── [ops] origin/host and rate-limit options ──
   let publicHost: string | undefined;
@@ -147,6 +165,7 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
     allowedHosts: Object.freeze(hosts.map((host) => stripBrackets(host.toLowerCase()))),
     allowedOrigins: Object.freeze(normalizedOrigins as string[]),
     rateLimit: Object.freeze(config.rateLimit),
+    circuitBreaker: Object.freeze(config.circuitBreaker),
   });
 }
 
@@ -205,7 +224,13 @@ export const DATA_PLANE_VARIABLES: readonly DataPlaneVariable[] = [
     description: 'reverse proxies in front that append X-Forwarded-For; the per-IP limit keys on the address that many hops from the right',
     default: '0 (the connecting address)',
   },
-  { env: 'REDIS_URL', description: 'redis://… to share rate-limit buckets across data-plane replicas', default: 'in memory, per process' },
+  { env: 'GATEHOUSE_LIST_PAGE_SIZE', description: 'items per page of merged tools/prompts/resources lists (more come with a cursor)', default: '100' },
+  { env: 'REDIS_URL', description: 'redis://… to share rate-limit buckets and ended sessions across data-plane replicas', default: 'in memory, per process' },
+  {
+    env: 'GATEHOUSE_AUDIT_BUFFER_ENTRIES',
+    description: 'bound of the audit buffer (entries waiting for the control plane); past it, calls are served but not recorded, and the drop is counted in /metrics',
+    default: '50000',
+  },
 ];
 
 /** A data-plane setting is missing or wrong; `variable` names it. */
@@ -228,10 +253,12 @@ export interface DataPlaneEnvironment {
   readonly token: string | undefined;
   /** [ops] Origin/Host validation and rate limits, ready to spread into `buildDataPlane`'s config. */
   readonly options: DataPlaneEnvironmentOptions;
+  /** [audit] `GATEHOUSE_AUDIT_BUFFER_ENTRIES`: bound of the audit shipper's buffer; undefined for its default. */
+  readonly auditBufferEntries?: number | undefined;
 }
 
 /** The options of {@link DataPlaneConfigInput} that come from the environment. */
-export type DataPlaneEnvironmentOptions = Pick<DataPlaneConfigInput, 'publicUrl' | 'allowedHosts' | 'allowedOrigins' | 'rateLimit' | 'redisUrl'>;
+export type DataPlaneEnvironmentOptions = Pick<DataPlaneConfigInput, 'publicUrl' | 'allowedHosts' | 'allowedOrigins' | 'rateLimit' | 'redisUrl' | 'listPageSize'>;
 
 /** Reads the [ops] variables; each is checked with the same rules as the config option, naming the variable. */
 function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneEnvironmentOptions {
@@ -273,12 +300,15 @@ function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneE
   };
   const redisUrl = value('REDIS_URL');
   if (redisUrl !== undefined) check('REDIS_URL', { redisUrl });
+  const listPageSize = number('GATEHOUSE_LIST_PAGE_SIZE');
+  if (listPageSize !== undefined) check('GATEHOUSE_LIST_PAGE_SIZE', { listPageSize });
   return Object.freeze({
     ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(allowedHosts === undefined ? {} : { allowedHosts }),
     ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
     rateLimit,
     ...(redisUrl === undefined ? {} : { redisUrl }),
+    ...(listPageSize === undefined ? {} : { listPageSize }),
   });
 }
 
@@ -320,5 +350,10 @@ export function loadDataPlaneEnvironment(
     }
   }
   const options = loadOpsOptions(value);
-  return Object.freeze({ host: value('GATEHOUSE_DATA_PLANE_HOST') ?? '127.0.0.1', port, sessionSecret, controlPlaneUrl, token, options });
+  const auditBufferText = value('GATEHOUSE_AUDIT_BUFFER_ENTRIES'); // [audit]
+  const auditBufferEntries = auditBufferText === undefined ? undefined : Number(auditBufferText);
+  if (auditBufferEntries !== undefined && (!Number.isInteger(auditBufferEntries) || auditBufferEntries < 100)) {
+    throw new DataPlaneConfigError('GATEHOUSE_AUDIT_BUFFER_ENTRIES', `expected an integer of at least 100, got "${auditBufferText}"`);
+  }
+  return Object.freeze({ host: value('GATEHOUSE_DATA_PLANE_HOST') ?? '127.0.0.1', port, sessionSecret, controlPlaneUrl, token, options, auditBufferEntries });
 }

@@ -4,6 +4,7 @@ import type { DataPlaneLogger } from '../logger.js';
 import type { CompiledAssignment, CompiledGateway, CompiledSnapshot } from '../snapshot/compiled-snapshot.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 import type { UpstreamConnection, UpstreamPool } from '../upstream/upstream-pool.js';
+import type { ListPager } from './list-cursor.js';
 
 /** How each feature type is listed: the method, the result member, and the member naming an item. */
 export const LISTINGS: {
@@ -25,16 +26,25 @@ export interface UnavailableUpstream {
 /** Upper bound on pages read from one upstream per list, against a cursor that never ends. */
 const MAX_UPSTREAM_PAGES = 50;
 
+/** Gateway-side pagination of the merged list: the pager and the client's `params.cursor`. */
+export interface ListPaging {
+  readonly pager: ListPager;
+  readonly cursor: unknown;
+}
+
 export function pinKey(featureType: FeatureType, upstreamName: string): string {
   return `${featureType}\u0000${upstreamName}`;
 }
 
 /**
  * Lists one feature type across the gateway: every enabled entry that has something to
- * serve is asked in parallel, each under its own deadline; an upstream that fails or
- * misses its deadline is left out (and named in `_meta`) while the others answer. Items
- * are filtered to what the snapshot serves, pins are rechecked on the live definitions,
- * names are namespaced and metadata overrides applied. Entries keep snapshot order.
+ * serve is asked in parallel, each under its own deadline (an upstream's own pages are
+ * all read within it); an upstream that fails or misses its deadline is left out (and
+ * named in `_meta`) while the others answer. Items are filtered to what the snapshot
+ * serves, pins are rechecked on the live definitions, names are namespaced and metadata
+ * overrides applied. Entries keep snapshot order. With `paging`, the merged list is
+ * served in pages with opaque cursors (see {@link ListPager}); an invalid cursor throws
+ * an `RpcError` (-32602).
  */
 export async function listAcrossGateway(
   featureType: FeatureType,
@@ -43,6 +53,7 @@ export async function listAcrossGateway(
   pool: UpstreamPool,
   timeoutMs: number,
   logger: DataPlaneLogger,
+  paging?: ListPaging,
 ): Promise<Result> {
   const listing = LISTINGS[featureType];
   const entries = gateway.entries.filter(
@@ -71,6 +82,11 @@ export async function listAcrossGateway(
     unavailable.push({ server, code, message });
   });
   const result: Record<string, unknown> = { [listing.member]: merged };
+  if (paging) {
+    const page = paging.pager.page(merged, (item) => String(item[listing.nameKey]), { featureType, gatewayId: gateway.gateway.id, snapshotVersion: compiled.version }, paging.cursor);
+    result[listing.member] = page.items;
+    if (page.nextCursor !== undefined) result.nextCursor = page.nextCursor;
+  }
   if (unavailable.length > 0) result._meta = { 'gatehouse/unavailable': unavailable };
   return result as Result;
 }

@@ -10,10 +10,14 @@ import { JSON_RPC_ERRORS, RpcError, classifyMessage, errorMessage, resultMessage
 import { GATEHOUSE_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isSupportedProtocolVersion, negotiateProtocolVersion } from './protocol.js';
 import { routeRequest } from './router.js';
 import { noteMcpMethod } from '../ops/metrics.js'; // [ops]
+import { auditBatchElement, callAudit } from '../audit/call-auditor.js'; // [audit]
+import { RulesRuntime } from './rules-stage.js'; // [rules]
 import { CallRegistry } from './calls.js';
 import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
 import { SseStream } from './sse.js';
-import { EndedSessions, SessionIdCodec, relayedCapabilities, type SessionClaims } from './session-id.js';
+import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, type SessionClaims } from './session-id.js';
+import { answerBatch, batchRefusal } from './batch.js'; // [proxy]
+import { ListPager } from './list-cursor.js'; // [proxy]
 
 export interface McpEndpointDeps {
   readonly config: DataPlaneConfig;
@@ -26,6 +30,8 @@ export interface McpEndpointDeps {
    * bucket; false when it answered 429 itself. Absent: no per-token limit.
    */
   readonly tokenRateLimit?: (tokenId: string, res: ServerResponse) => Promise<boolean>;
+  /** [proxy] Ended sessions (shared across replicas through Redis when configured); default local to this endpoint. */
+  readonly endedSessions?: EndedSessions;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -44,9 +50,11 @@ class BodyTooLarge extends Error {}
 export function createMcpEndpoint(deps: McpEndpointDeps) {
   const { config, snapshots, pool, logger, clock } = deps;
   const sessions = new SessionIdCodec(config.sessionSecret, config.sessionMaxAgeMs);
-  const ended = new EndedSessions(config.sessionMaxAgeMs);
+  const ended = deps.endedSessions ?? new EndedSessions(config.sessionMaxAgeMs);
+  const listPages = new ListPager(config.sessionSecret, config.listPageSize); // [proxy] cursors of merged lists
   const calls = new CallRegistry();
   const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
+  const rules = new RulesRuntime(); // [rules] compiled once per snapshot and gateway
   pool.onNotification((upstreamKey, notification) => streams.onUpstreamNotification(upstreamKey, notification));
 
   return async function handleMcp(req: HttpRequest, res: ServerResponse, gatewaySlug: string): Promise<void> {
@@ -61,6 +69,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       return sendRefusal(res, null, admitted);
     }
     const admission = admitted.value;
+    callAudit(res)?.admitted(admission); // [audit]
     // [ops] rate limit per access token (stage 1b), right after authentication.
     if (deps.tokenRateLimit && !(await deps.tokenRateLimit(admission.principal.grant.token.tokenId, res))) {
       req.resume();
@@ -71,7 +80,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       const session = checkSession(req, admission, now);
       if (!session.ok) return sendError(res, session.status, null, JSON_RPC_ERRORS.INVALID_REQUEST, session.message);
       ended.sweep(now);
-      ended.add(session.id, session.claims.issuedAt);
+      await ended.add(session.id, session.claims.issuedAt); // [proxy] every replica, with Redis
       streams.end(session.id);
       res.writeHead(200).end();
       return;
@@ -112,12 +121,18 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       return sendError(res, 400, null, JSON_RPC_ERRORS.PARSE_ERROR, 'the request body is not valid JSON');
     }
     if (Array.isArray(parsed)) {
-      return sendError(res, 400, null, JSON_RPC_ERRORS.INVALID_REQUEST, 'JSON-RPC batches are not supported by this gateway; send one message per request');
+      // [proxy] JSON-RPC batches: only for 2025-03-26 sessions; each element runs this handler.
+      const batchSession = checkSession(req, admission, now);
+      const refused = batchRefusal(parsed, batchSession.ok ? batchSession.claims.protocolVersion : req.headers[VERSION_HEADER]);
+      if (refused) return sendError(res, 400, null, JSON_RPC_ERRORS.INVALID_REQUEST, refused);
+      if (!batchSession.ok) return sendError(res, batchSession.status, null, JSON_RPC_ERRORS.INVALID_REQUEST, batchSession.message);
+      return answerBatch(parsed, req, res, (one, answer) => (auditBatchElement(res, one, answer), handleMcp(one, answer, gatewaySlug))); // [audit] each element
     }
     const classified = classifyMessage(parsed);
     if (!classified.ok) return sendError(res, 400, classified.id, JSON_RPC_ERRORS.INVALID_REQUEST, classified.reason);
     const message = classified.message;
     noteMcpMethod(res, message.kind === 'response' ? '(response)' : message.method); // [ops] metrics label
+    callAudit(res)?.received(message, text); // [audit]
 
     if (message.kind === 'request' && message.method === 'initialize') {
       return initialize(res, message.id, message.params, admission, now);
@@ -126,6 +141,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     const session = checkSession(req, admission, now);
     const id = message.kind === 'request' ? message.id : null;
     if (!session.ok) return sendError(res, session.status, id, JSON_RPC_ERRORS.INVALID_REQUEST, session.message);
+    callAudit(res)?.session(session.id, session.claims); // [audit]
     const version = req.headers[VERSION_HEADER];
     if (typeof version === 'string' && !isSupportedProtocolVersion(version)) {
       return sendError(res, 400, id, JSON_RPC_ERRORS.INVALID_REQUEST, `unsupported MCP-Protocol-Version ${version}; this gateway speaks ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')}`);
@@ -154,6 +170,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     const meta = message.params?._meta;
     const progressToken = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>).progressToken : undefined;
     const reply = (body: string) => {
+      callAudit(res)?.responded(body); // [audit]
       if (stream) {
         stream.send(body);
         stream.end();
@@ -165,8 +182,11 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
         pool,
         listTimeoutMs: config.listTimeoutMs,
         callTimeoutMs: config.callTimeoutMs,
+        listPages, // [proxy]
         logger,
         signal: call.signal,
+        audit: callAudit(res), // [audit] stage 10
+        rules: rules.hook(admission, { audit: callAudit(res), signal: call.signal, headers: req.headers }), // [rules] stages 6 and 9
         ...(streamed
           ? {
               relay: calls.relay({
@@ -190,7 +210,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       if (error instanceof RpcError) {
         return reply(errorMessage(message.id, { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }));
       }
-      const correlationId = crypto.randomUUID();
+      const correlationId = callAudit(res)?.correlationId ?? crypto.randomUUID();
       logger.error({ err: error, correlationId, method: message.method }, 'unexpected error while routing');
       return reply(errorMessage(message.id, { code: JSON_RPC_ERRORS.INTERNAL_ERROR, message: `internal error (correlation id ${correlationId})` }));
     } finally {
@@ -209,6 +229,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
         connectionId: admission.principal.grant.connectionId,
         protocolVersion,
         clientCapabilities: relayedCapabilities(params?.capabilities),
+        clientInfo: clientInfoOf(params?.clientInfo), // [audit]
       },
       now,
     );
@@ -313,6 +334,7 @@ async function readBody(req: HttpRequest, limit: number): Promise<string> {
 }
 
 function sendRefusal(res: ServerResponse, id: JsonRpcId | null, refusal: Refusal): void {
+  callAudit(res)?.refused(refusal); // [audit]
   for (const [name, value] of Object.entries(refusal.headers ?? {})) res.setHeader(name, value);
   sendJson(res, refusal.status, errorMessage(id, { code: refusal.rpcCode, message: refusal.message, data: { code: refusal.code, ...refusal.detail } }));
 }
@@ -322,5 +344,6 @@ function sendError(res: ServerResponse, status: number, id: JsonRpcId | null, co
 }
 
 function sendJson(res: ServerResponse, status: number, body: string): void {
+  callAudit(res)?.responded(body); // [audit]
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 }

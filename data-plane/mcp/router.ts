@@ -1,5 +1,7 @@
 import { McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
+import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { FeatureType } from '../../schema/snapshot/index.js';
+import type { ExposedFeature } from '../snapshot/compiled-snapshot.js';
 import type { DataPlaneLogger } from '../logger.js';
 import type { Admission } from '../policy/admit.js';
 import { resolveFeature, resolveResource, type LivePinCheck, type RoutedFeature } from '../policy/provisioning.js';
@@ -8,6 +10,7 @@ import { UpstreamError } from '../upstream/upstream-error.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CallRelay } from '../upstream/relay.js';
 import { listAcrossGateway, pinKey } from './aggregate.js';
+import type { ListPager } from './list-cursor.js';
 import { JSON_RPC_ERRORS, RpcError } from './json-rpc.js';
 
 export interface RouteContext {
@@ -24,6 +27,39 @@ export interface RouteContext {
   readonly signal?: AbortSignal;
   /** The session's resource subscriptions on this replica (for `resources/updated`). */
   readonly subscriptions?: SubscriptionHook;
+  /** Pipeline stages 6 and 9: the gateway's content rules (absent: no rules). */
+  readonly rules?: RulesHook;
+  /** Pipeline stage 10: records the upstream legs and policy actions of this call (absent: not audited). */
+  readonly audit?: CallAuditHook;
+  /** [proxy] Gateway-side pagination of merged lists (absent: one page). */
+  readonly listPages?: ListPager;
+}
+
+/** The call a rule or audit record is about: the routed feature and its assignment entry. */
+export interface RoutedTarget {
+  readonly method: string;
+  readonly exposed: ExposedFeature;
+  /** The feature's upstream name (tool/prompt name or resource URI). */
+  readonly upstreamName: string;
+}
+
+/**
+ * Content rules on both legs. `request` returns the (possibly rewritten) params sent
+ * upstream, or throws {@link RpcError} when a rule blocks; `response` returns the
+ * (possibly rewritten) result, a block turning it into an error result. Both report
+ * what acted through {@link CallAuditHook.policy}.
+ */
+export interface RulesHook {
+  request(target: RoutedTarget, params: Record<string, unknown>): Promise<Record<string, unknown>>;
+  response(target: RoutedTarget, result: Result): Promise<Result>;
+}
+
+/** What the router tells the audit stage about one call's upstream legs and policy actions. */
+export interface CallAuditHook {
+  upstreamRequest(target: RoutedTarget, params: Record<string, unknown>): void;
+  /** `startedAt` is the `performance.now()` taken before the upstream request. */
+  upstreamResponse(target: RoutedTarget, startedAt: number, outcome: { readonly result: Result } | { readonly error: unknown }): void;
+  policy(action: AuditPolicyAction): void;
 }
 
 /** Records a session's subscriptions; `remove` says how many sessions here still watch the URI. */
@@ -58,7 +94,8 @@ export async function routeRequest(method: string, params: Record<string, unknow
   const { admission } = context;
   const listType = LIST_METHODS[method];
   if (listType) {
-    return listAcrossGateway(listType, admission.compiled, admission.gateway, context.pool, context.listTimeoutMs, context.logger);
+    const paging = context.listPages ? { pager: context.listPages, cursor: params?.cursor } : undefined;
+    return listAcrossGateway(listType, admission.compiled, admission.gateway, context.pool, context.listTimeoutMs, context.logger, paging);
   }
   switch (method) {
     case 'ping':
@@ -116,16 +153,25 @@ async function forward(
 ): Promise<Result> {
   if (!routed.ok) throw new RpcError(routed.rpcCode, routed.message, { code: routed.code, ...routed.detail });
   const { exposed, upstreamName } = routed.value;
+  const target: RoutedTarget = { method, exposed, upstreamName };
   const connection = context.pool.get(exposed.entry, context.admission.compiled.secretKeys);
+  let upstreamParams: Record<string, unknown> = { ...params, [nameKey]: upstreamName };
+  if (context.rules) upstreamParams = await context.rules.request(target, upstreamParams); // stage 6
+  context.audit?.upstreamRequest(target, upstreamParams);
+  const startedAt = performance.now();
+  let result: Result;
   try {
-    return await connection.request(method, { ...params, [nameKey]: upstreamName }, {
+    result = await connection.request(method, upstreamParams, {
       timeoutMs: context.callTimeoutMs,
       ...(context.signal ? { signal: context.signal } : {}),
       ...(context.relay ? { relay: context.relay } : {}),
     });
   } catch (error) {
+    context.audit?.upstreamResponse(target, startedAt, { error });
     throw toRpcError(error);
   }
+  context.audit?.upstreamResponse(target, startedAt, { result });
+  return context.rules ? context.rules.response(target, result) : result; // stage 9
 }
 
 /** `completion/complete` for a prompt argument or a resource template, routed by the reference. */
@@ -171,7 +217,7 @@ export function toRpcError(error: unknown): RpcError {
   if (error instanceof RpcError) return error;
   if (error instanceof UpstreamError) {
     const code = error.code === 'UPSTREAM_TIMEOUT' ? UPSTREAM_RPC_CODES.UPSTREAM_TIMEOUT : UPSTREAM_RPC_CODES.other;
-    return new RpcError(code, error.message, { code: error.code, server: error.serverName });
+    return new RpcError(code, error.message, { code: error.code, server: error.serverName, ...error.detail });
   }
   if (error instanceof McpError) {
     // The upstream's own error, relayed with its code. The SDK prefixes "MCP error <code>: ".

@@ -15,6 +15,22 @@ export interface SessionClaims {
    * server-to-client request of a kind the client did not declare is refused upstream.
    */
   readonly clientCapabilities?: RelayedClientCapabilities;
+  /** [audit] `clientInfo` of initialize (name and version, cut to 64 characters each). */
+  readonly clientInfo?: ClientInfo;
+}
+
+/** [audit] Who the client says it is, as recorded in audit entries. */
+export interface ClientInfo {
+  readonly name: string;
+  readonly version: string;
+}
+
+/** [audit] `initialize`'s `clientInfo` cut to what a session id carries; undefined when absent or malformed. */
+export function clientInfoOf(value: unknown): ClientInfo | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { name, version } = value as { name?: unknown; version?: unknown };
+  if (typeof name !== 'string' || name === '') return undefined;
+  return { name: name.slice(0, 64), version: typeof version === 'string' ? version.slice(0, 64) : '' };
 }
 
 /** The client capabilities that matter to relaying server-to-client requests. */
@@ -65,6 +81,7 @@ export class SessionIdCodec {
         ...(capabilities
           ? { k: (Object.keys(CAPABILITY_LETTERS) as (keyof RelayedClientCapabilities)[]).filter((key) => capabilities[key]).map((key) => CAPABILITY_LETTERS[key]).join('') }
           : {}),
+        ...(claims.clientInfo ? { i: [claims.clientInfo.name, claims.clientInfo.version] } : {}), // [audit]
         // Two sessions of one connection opened in the same millisecond still differ.
         n: randomBytes(9).toString('base64url'),
       }),
@@ -87,12 +104,13 @@ export class SessionIdCodec {
       return undefined;
     }
     if (typeof raw !== 'object' || raw === null) return undefined;
-    const { w, g, c, p, t, k } = raw as Record<string, unknown>;
+    const { w, g, c, p, t, k, i } = raw as Record<string, unknown>;
     if (typeof w !== 'string' || typeof g !== 'string' || typeof c !== 'string' || typeof p !== 'string' || typeof t !== 'number') {
       return undefined;
     }
     if (now - t > this.maxAgeMs || t - now > 60_000) return undefined;
-    const claims: SessionClaims = { workspaceId: w, gatewayId: g, connectionId: c, protocolVersion: p, issuedAt: t };
+    const info = Array.isArray(i) && typeof i[0] === 'string' && typeof i[1] === 'string' ? { clientInfo: { name: i[0], version: i[1] } } : {}; // [audit]
+    const claims: SessionClaims = { workspaceId: w, gatewayId: g, connectionId: c, protocolVersion: p, issuedAt: t, ...info };
     if (typeof k !== 'string') return claims;
     return { ...claims, clientCapabilities: { sampling: k.includes('s'), elicitation: k.includes('e'), roots: k.includes('r') } };
   }
@@ -103,30 +121,77 @@ export class SessionIdCodec {
 }
 
 /**
- * Session ids ended with DELETE on this replica, until they would have expired anyway.
- * Local only: ending a session everywhere needs a shared store (Redis), a later step.
+ * How ended sessions reach every replica (Redis: `ended-sessions-redis.ts`). Endings are
+ * named by the session id's tag (its signature segment: unique per id, useless without
+ * the rest of the id) and carry when the id would expire anyway.
+ */
+export interface SharedSessionEndings {
+  /** Tells every replica; never throws (a failure is logged, and the ending stays local). */
+  publish(tag: string, expiresAt: number): Promise<void>;
+  /** Starts delivering endings made on other replicas (and those made while this one was away). */
+  subscribe(onEnded: (tag: string, expiresAt: number) => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Session ids ended with DELETE, until they would have expired anyway. The check on every
+ * message is a local map lookup. With `shared` (Redis), an ending is published to every
+ * replica and each one adds it to its map as it arrives (pushed, not polled); without
+ * it, a session ends only on the replica that got the DELETE.
  */
 export class EndedSessions {
+  /** Session tag → epoch ms when the id expires anyway. */
   private readonly ended = new Map<string, number>();
+  private lastSweep = 0;
 
-  constructor(private readonly maxAgeMs: number) {}
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly shared?: SharedSessionEndings,
+    private readonly clock: () => number = Date.now,
+  ) {
+    shared?.subscribe((tag, expiresAt) => {
+      this.ended.set(tag, expiresAt);
+      this.sweep(this.clock());
+    });
+  }
 
-  add(sessionId: string, issuedAt: number): void {
-    this.ended.set(sessionId, issuedAt + this.maxAgeMs);
+  /** Ends a session here at once and, when shared, on every replica. */
+  async add(sessionId: string, issuedAt: number): Promise<void> {
+    const tag = sessionTag(sessionId);
+    const expiresAt = issuedAt + this.maxAgeMs;
+    this.ended.set(tag, expiresAt);
+    await this.shared?.publish(tag, expiresAt);
   }
 
   has(sessionId: string, now: number): boolean {
-    const until = this.ended.get(sessionId);
+    const tag = sessionTag(sessionId);
+    const until = this.ended.get(tag);
     if (until === undefined) return false;
     if (until < now) {
-      this.ended.delete(sessionId);
+      this.ended.delete(tag);
       return false;
     }
     return true;
   }
 
-  /** Forgets entries past their expiry; called on each DELETE, so it stays bounded by live sessions. */
+  /** Forgets entries past their expiry; runs at most once a minute (endings also arrive from other replicas). */
   sweep(now: number): void {
-    for (const [id, until] of this.ended) if (until < now) this.ended.delete(id);
+    if (now - this.lastSweep < 60_000) return;
+    this.lastSweep = now;
+    for (const [tag, until] of this.ended) if (until < now) this.ended.delete(tag);
   }
+
+  get size(): number {
+    return this.ended.size;
+  }
+
+  async close(): Promise<void> {
+    await this.shared?.close();
+  }
+}
+
+/** The signature segment of a session id (the whole id when it has none): unique per id. */
+export function sessionTag(sessionId: string): string {
+  const dot = sessionId.lastIndexOf('.');
+  return dot === -1 ? sessionId : sessionId.slice(dot + 1);
 }

@@ -119,6 +119,43 @@ export class DataPlaneMetrics {
         }
       },
     });
+    // [proxy] upstream health per assignment entry of the held snapshot (bounded by the snapshot).
+    const perEntry = (read: (connection: NonNullable<ReturnType<UpstreamPool['peek']>>) => number) =>
+      function (this: { reset(): void; set(labels: Record<string, string>, value: number): void }) {
+        this.reset();
+        for (const source of sources) {
+          const compiled = source.snapshots.current();
+          if (!compiled) continue;
+          for (const gateway of compiled.gatewaysBySlug.values()) {
+            for (const entry of gateway.entries) {
+              const connection = source.pool.peek(entry.upstreamKey);
+              if (!connection) continue;
+              this.set({ gateway: gateway.gateway.slug, server: entry.assignment.serverName, assignment: entry.assignment.id }, read(connection));
+            }
+          }
+        }
+      };
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_upstream_circuit_state',
+      help: 'Circuit breaker per assignment in use: 0 closed (calls flow), 1 half-open (one probe call in flight), 2 open (calls refused until the cool-down ends)',
+      labelNames: ['gateway', 'server', 'assignment'] as const,
+      registers,
+      collect: perEntry((connection) => CIRCUIT_STATE_VALUES[connection.circuitState]),
+    });
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_upstream_consecutive_failures',
+      help: 'Consecutive failed calls (unreachable or timed out) per assignment in use; 0 after any answer',
+      labelNames: ['gateway', 'server', 'assignment'] as const,
+      registers,
+      collect: perEntry((connection) => connection.breaker.consecutiveFailures),
+    });
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_managed_process_restarts',
+      help: 'Restarts of a managed server process after it exited on its own, per assignment in use (0 for remote servers)',
+      labelNames: ['gateway', 'server', 'assignment'] as const,
+      registers,
+      collect: perEntry((connection) => connection.processRestarts),
+    });
     new prom.Gauge({
       name: 'gatehouse_data_plane_upstream_connections',
       help: 'Upstream connections held in the pool (one per assignment entry in use)',
@@ -181,6 +218,9 @@ export class DataPlaneMetrics {
     res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': Buffer.byteLength(text) }).end(text);
   }
 }
+
+/** [proxy] `gatehouse_data_plane_upstream_circuit_state` values. */
+const CIRCUIT_STATE_VALUES = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 /** `{"jsonrpc":"2.0","id":<id>,"error":{"code":<n>` as the endpoint serializes errors. */
 const ERROR_CODE = /^\{"jsonrpc":"2\.0","id":(?:null|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|"(?:[^"\\]|\\.)*"),"error":\{"code":(-?\d+)/;

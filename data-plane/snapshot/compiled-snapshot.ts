@@ -13,6 +13,8 @@ import {
   type SnapshotFeature,
   type SnapshotGateway,
   type SnapshotHost,
+  type SnapshotRule,
+  type SnapshotRuleEngine,
   type SnapshotUser,
 } from '../../schema/snapshot/index.js';
 
@@ -32,6 +34,10 @@ export interface CompiledSnapshot {
   readonly tokensByHash: ReadonlyMap<string, TokenGrant>;
   /** Per user, the gateways an enabled team of theirs is provisioned to. */
   readonly gatewaysByUser: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Per gateway id, its content rules in evaluation order (gateways without rules are absent). */
+  readonly rulesByGatewayId: ReadonlyMap<string, readonly SnapshotRule[]>;
+  /** Rule engines the rules use, by id. */
+  readonly ruleEnginesById: ReadonlyMap<string, SnapshotRuleEngine>;
   /** The raw kill-switch lists as sets, for reporting and the kinds with no entity here. */
   readonly killSwitches: { readonly [K in KillSwitchKind]: ReadonlySet<string> };
   /**
@@ -155,6 +161,16 @@ export function compileSnapshotIndexes(
     gatewaysByUser.set(userId, reachable);
   }
 
+  // The snapshot lists each gateway's rules already in evaluation order.
+  const rulesByGatewayId = new Map<string, SnapshotRule[]>();
+  for (const rule of snapshot.rules) {
+    const list = rulesByGatewayId.get(rule.gatewayId);
+    if (list) list.push(rule);
+    else rulesByGatewayId.set(rule.gatewayId, [rule]);
+  }
+  for (const list of rulesByGatewayId.values()) Object.freeze(list);
+  const ruleEnginesById = new Map(snapshot.ruleEngines.map((engine) => [engine.id, engine]));
+
   const killSwitches = {} as { [K in KillSwitchKind]: ReadonlySet<string> };
   for (const kind of KILL_SWITCH_KINDS) killSwitches[kind] = new Set(snapshot.killSwitches[kind]);
 
@@ -165,6 +181,8 @@ export function compileSnapshotIndexes(
     gatewaysBySlug,
     tokensByHash,
     gatewaysByUser,
+    rulesByGatewayId,
+    ruleEnginesById,
     killSwitches: Object.freeze(killSwitches),
     secretKeys: new Map(secretKeys),
   });

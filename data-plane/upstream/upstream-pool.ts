@@ -1,7 +1,5 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
@@ -13,10 +11,15 @@ import {
   type Result,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { SnapshotAssignment } from '../../schema/snapshot/index.js';
+import { Agent, type Dispatcher } from 'undici';
+import type { ManagedHttpUpstream, ManagedStdioUpstream, SnapshotAssignment } from '../../schema/snapshot/index.js';
 import type { DataPlaneLogger } from '../logger.js';
 import type { CompiledAssignment } from '../snapshot/compiled-snapshot.js';
+import { ChildStdioTransport } from './child-stdio-transport.js';
+import { CircuitBreaker, DEFAULT_CIRCUIT_BREAKER, type CircuitAdmission, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
 import { managedSecretEnv, sharedUpstreamHeaders } from './credentials.js';
+import { UndiciStreamableHttpTransport } from './http-transport.js';
+import { DEFAULT_RESTART_POLICY, ManagedProcess, ManagedProcessUnavailable, type LaunchSpec, type RestartPolicy } from './managed-process.js';
 import { callContext, type CallRelay, type RelayedMessage } from './relay.js';
 import { UpstreamError } from './upstream-error.js';
 
@@ -24,6 +27,18 @@ export interface UpstreamPoolOptions {
   /** How the gateway introduces itself to upstreams in `initialize`. */
   readonly clientInfo: { readonly name: string; readonly version: string };
   readonly logger: DataPlaneLogger;
+  /** Per upstream connection. Default 5 consecutive failures, 10 s cool-down. */
+  readonly circuitBreaker?: CircuitBreakerOptions;
+  /** Restart backoff of managed processes. Default 250 ms doubling to 30 s, reset after 60 s of uptime. */
+  readonly restart?: RestartPolicy;
+  /**
+   * Keep-alive connections per upstream origin (undici pool; no pipelining). Each call in
+   * flight holds one while its answer streams, and each upstream session's GET stream
+   * one more. Default 128.
+   */
+  readonly connectionsPerOrigin?: number;
+  /** How long a launched managed HTTP server has to accept connections. Default 30 s. */
+  readonly managedHttpStartupMs?: number;
 }
 
 export interface UpstreamRequestOptions {
@@ -66,6 +81,9 @@ const SESSION_NOTIFICATIONS = new Set([
 export class UpstreamConnection {
   /** How many times a session with the upstream was initialized; one while it stays up. */
   initializations = 0;
+  /** Upstream sessions the transport re-initialized after the upstream forgot one (HTTP 404). */
+  reinitializations = 0;
+  readonly breaker: CircuitBreaker;
   /**
    * Pinned features the upstream last listed with a definition hash other than the
    * pinned one, as `<featureType>\0<upstreamName>`; calls to them are refused.
@@ -76,17 +94,38 @@ export class UpstreamConnection {
   private closed = false;
   /** Calls in flight that relay upstream messages, for attributing context-less messages. */
   private readonly relays = new Set<CallRelay>();
+  /** The supervised process of a managed server (stdio: this entry's own; HTTP: shared per URL). */
+  private process: ManagedProcess | undefined;
+  private releaseProcess: (() => Promise<void>) | undefined;
 
   constructor(
     readonly key: string,
     private readonly assignment: SnapshotAssignment,
     private readonly secretKeys: ReadonlyMap<string, Uint8Array>,
     private readonly options: UpstreamPoolOptions,
-    private readonly broadcast: UpstreamNotificationListener = () => undefined,
-  ) {}
+    private readonly broadcast: UpstreamNotificationListener,
+    private readonly shared: PoolResources,
+  ) {
+    this.breaker = new CircuitBreaker(options.circuitBreaker ?? DEFAULT_CIRCUIT_BREAKER);
+  }
 
   get serverName(): string {
     return this.assignment.serverName;
+  }
+
+  /** The circuit breaker's state, for health reporting. */
+  get circuitState(): CircuitState {
+    return this.breaker.state;
+  }
+
+  /** Restarts of the managed process after it exited on its own (0 for remote servers). */
+  get processRestarts(): number {
+    return this.process?.restarts ?? 0;
+  }
+
+  /** The managed process's pid while it runs. */
+  get processId(): number | undefined {
+    return this.process?.pid;
   }
 
   /** The upstream's capabilities once initialized; undefined before. */
@@ -94,11 +133,20 @@ export class UpstreamConnection {
     return this.client?.getServerCapabilities();
   }
 
-  /** Connects (once) and returns the initialized client. Throws {@link UpstreamError}. */
+  /**
+   * Connects (once) and returns the initialized client. Throws {@link UpstreamError};
+   * while the circuit is open, at once.
+   */
   connect(timeoutMs: number): Promise<Client> {
+    if (this.client && !this.closed) return Promise.resolve(this.client);
+    return this.guarded(undefined, () => this.ensureClient(timeoutMs));
+  }
+
+  private ensureClient(timeoutMs: number): Promise<Client> {
     if (this.closed) {
       return Promise.reject(new UpstreamError('UPSTREAM_UNREACHABLE', this.serverName, `server "${this.serverName}" is no longer assigned`));
     }
+    if (this.client) return Promise.resolve(this.client);
     if (!this.ready) {
       const attempt = this.open(timeoutMs);
       this.ready = attempt;
@@ -114,27 +162,67 @@ export class UpstreamConnection {
    * The upstream's own JSON-RPC errors are rethrown as `McpError` with its code;
    * everything else becomes an {@link UpstreamError}.
    */
-  async request(method: string, params: Record<string, unknown> | undefined, options: UpstreamRequestOptions): Promise<Result> {
-    const client = await this.connect(options.timeoutMs);
-    const relay = options.relay;
-    const progress = relay?.progress;
-    const send = () =>
-      client.request({ method, params }, ResultSchema, {
-        timeout: options.timeoutMs,
-        ...(options.signal ? { signal: options.signal } : {}),
-        // The SDK puts its own progress token (the upstream request id) in `_meta` and
-        // calls back with the upstream's progress: the client's token goes back on relay.
-        ...(progress ? { onprogress: (value: Progress) => progress(value), resetTimeoutOnProgress: true } : {}),
-      });
-    if (relay) this.relays.add(relay);
+  request(method: string, params: Record<string, unknown> | undefined, options: UpstreamRequestOptions): Promise<Result> {
+    return this.guarded(options.signal, async () => {
+      const client = await this.ensureClient(options.timeoutMs);
+      const relay = options.relay;
+      const progress = relay?.progress;
+      const send = () =>
+        client.request({ method, params }, ResultSchema, {
+          timeout: options.timeoutMs,
+          ...(options.signal ? { signal: options.signal } : {}),
+          // The SDK puts its own progress token (the upstream request id) in `_meta` and
+          // calls back with the upstream's progress: the client's token goes back on relay.
+          ...(progress ? { onprogress: (value: Progress) => progress(value), resetTimeoutOnProgress: true } : {}),
+        });
+      if (relay) this.relays.add(relay);
+      try {
+        return await (relay ? callContext.run(relay, send) : send());
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('request cancelled');
+        throw this.translate(error, method, options.timeoutMs);
+      } finally {
+        if (relay) this.relays.delete(relay);
+      }
+    });
+  }
+
+  /**
+   * Runs one upstream operation through the circuit breaker: refused at once while
+   * open; an unreachable or timed-out upstream counts as a failure, any answer
+   * (including the upstream's own JSON-RPC error) as a success, a cancelled call as neither.
+   */
+  private async guarded<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    const admission = this.breaker.admit();
+    if (!admission.ok) throw this.circuitOpen(admission);
     try {
-      return await (relay ? callContext.run(relay, send) : send());
+      const value = await work();
+      this.breaker.succeeded();
+      return value;
     } catch (error) {
-      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('request cancelled');
-      throw this.translate(error, method, options.timeoutMs);
-    } finally {
-      if (relay) this.relays.delete(relay);
+      if (signal?.aborted) this.breaker.abandoned(admission.probe);
+      else if (error instanceof UpstreamError && (error.code === 'UPSTREAM_UNREACHABLE' || error.code === 'UPSTREAM_TIMEOUT')) this.breaker.failed(error.message);
+      else if (error instanceof McpError) this.breaker.succeeded();
+      else this.breaker.abandoned(admission.probe);
+      throw error;
     }
+  }
+
+  private circuitOpen(admission: Extract<CircuitAdmission, { ok: false }>): UpstreamError {
+    const name = this.serverName;
+    const seconds = Math.max(1, Math.ceil((admission.retryAt - Date.now()) / 1000));
+    const retryAt = new Date(admission.retryAt).toISOString();
+    const detail = { circuit: admission.probing ? 'half-open' : 'open', retryAt, retryAfterSeconds: seconds };
+    if (admission.probing) {
+      return new UpstreamError('UPSTREAM_UNREACHABLE', name, `server "${name}" failed repeatedly and the gateway is probing it now; retry in a moment`, { detail });
+    }
+    const last = this.breaker.lastFailure ? ` (last: ${this.breaker.lastFailure})` : '';
+    return new UpstreamError(
+      'UPSTREAM_UNREACHABLE',
+      name,
+      `server "${name}" is unavailable after ${this.breaker.consecutiveFailures} consecutive failures${last}; the gateway will try it again at ${retryAt} (in ${seconds} s)`,
+      { detail },
+    );
   }
 
   /** The call an upstream message belongs to: its async context, else the only call in flight. */
@@ -145,12 +233,23 @@ export class UpstreamConnection {
     return undefined;
   }
 
+  /** Ends the upstream session for good and stops (or releases) the managed process. */
   async close(): Promise<void> {
     this.closed = true;
     const client = this.client;
     this.client = undefined;
     this.ready = undefined;
-    await client?.close().catch(() => undefined);
+    const release = this.releaseProcess;
+    this.releaseProcess = undefined;
+    await Promise.all([release?.(), client?.close().catch(() => undefined)]);
+  }
+
+  /** Drops the current upstream session (its process died); the next call opens a new one. */
+  private dropSession(): void {
+    const client = this.client;
+    this.client = undefined;
+    this.ready = undefined;
+    void client?.close().catch(() => undefined);
   }
 
   private open(timeoutMs: number): Promise<Client> {
@@ -159,7 +258,15 @@ export class UpstreamConnection {
   }
 
   private async openSession(timeoutMs: number): Promise<Client> {
-    const transport = this.createTransport();
+    const deadline = Date.now() + timeoutMs;
+    let transport: Transport;
+    try {
+      transport = await this.createTransport(timeoutMs);
+    } catch (error) {
+      throw this.translate(error, 'initialize', timeoutMs);
+    }
+    // Waiting for a managed process to start counts against the same deadline.
+    timeoutMs = Math.max(1, deadline - Date.now());
     const client = new Client(
       { name: this.options.clientInfo.name, version: this.options.clientInfo.version },
       { capabilities: UPSTREAM_CLIENT_CAPABILITIES },
@@ -204,7 +311,7 @@ export class UpstreamConnection {
     return client;
   }
 
-  private createTransport(): Transport {
+  private async createTransport(timeoutMs: number): Promise<Transport> {
     const { upstream } = this.assignment;
     const name = this.serverName;
     switch (upstream.kind) {
@@ -213,31 +320,76 @@ export class UpstreamConnection {
         if (url.protocol === 'http:' && !upstream.allowInsecure && !isLoopback(url.hostname)) {
           throw new UpstreamError('UPSTREAM_UNREACHABLE', name, `server "${name}" has a plain-http URL to a non-loopback host and insecure transport is not allowed`);
         }
-        const requestInit = { headers: sharedUpstreamHeaders(this.assignment, this.secretKeys) };
-        return upstream.transport === 'sse'
-          ? new SSEClientTransport(url, { requestInit })
-          : new StreamableHTTPClientTransport(url, { requestInit });
+        const headers = sharedUpstreamHeaders(this.assignment, this.secretKeys);
+        return upstream.transport === 'sse' ? new SSEClientTransport(url, { requestInit: { headers } }) : this.httpTransport(url, headers);
       }
       case 'managed-stdio': {
         // Validate the credential before launching anything.
         sharedUpstreamHeaders(this.assignment, this.secretKeys);
-        const transport = new StdioClientTransport({
-          command: upstream.command,
-          args: [...upstream.args],
-          env: { ...upstream.env, ...managedSecretEnv(this.assignment, upstream.secretEnv, this.secretKeys) },
-          ...(upstream.cwd === null ? {} : { cwd: upstream.cwd }),
-          stderr: 'pipe',
-        });
-        // Drain stderr into the log: an unread pipe would eventually block the child.
-        transport.stderr?.on('data', (chunk: Buffer) => {
-          this.options.logger.debug({ upstream: this.key, stderr: chunk.toString('utf8').slice(0, 2048) }, 'upstream stderr');
-        });
-        return transport;
+        const process = (this.process ??= this.stdioProcess(upstream));
+        const child = await this.acquire(process, timeoutMs);
+        return new ChildStdioTransport(child, () => process.recycle(child, 'its upstream session closed'));
       }
-      case 'managed-http':
-        throw new UpstreamError('UPSTREAM_UNSUPPORTED', name, `server "${name}" is a managed HTTP server, which this data plane does not launch yet`);
+      case 'managed-http': {
+        const headers = sharedUpstreamHeaders(this.assignment, this.secretKeys);
+        const url = new URL(upstream.url);
+        if (!this.process) {
+          const { process, release } = this.shared.managedHttp.acquire(url, this.launchSpec(upstream, { PORT: portOf(url) }), name, this.key);
+          this.process = process;
+          this.releaseProcess = release;
+          // The process died: its sessions died with it; the next call waits for the restart.
+          process.onExit(() => this.dropSession());
+        }
+        await this.acquire(this.process, timeoutMs);
+        return this.httpTransport(url, headers);
+      }
       case 'workstation':
         throw new UpstreamError('UPSTREAM_UNREACHABLE', name, `server "${name}" runs on a workstation, and workstation tunnels are not available yet`);
+    }
+  }
+
+  private httpTransport(url: URL, headers: Record<string, string>): Transport {
+    return new UndiciStreamableHttpTransport({
+      url,
+      dispatcher: this.shared.dispatcher,
+      headers,
+      detach: (work) => callContext.exit(work),
+      onReinitialized: () => {
+        this.reinitializations += 1;
+        this.options.logger.info({ upstream: this.key, server: this.serverName }, 'the upstream forgot its session (404); re-initialized it');
+      },
+    });
+  }
+
+  private stdioProcess(upstream: ManagedStdioUpstream): ManagedProcess {
+    const process = new ManagedProcess({
+      serverName: this.serverName,
+      key: this.key,
+      spec: this.launchSpec(upstream, {}),
+      logger: this.options.logger,
+      restart: this.options.restart ?? DEFAULT_RESTART_POLICY,
+      mode: 'stdio',
+    });
+    this.releaseProcess = () => process.stop();
+    return process;
+  }
+
+  private launchSpec(upstream: ManagedStdioUpstream | ManagedHttpUpstream, defaults: Record<string, string>): LaunchSpec {
+    return {
+      command: upstream.command,
+      args: upstream.args,
+      env: { ...defaults, ...upstream.env, ...managedSecretEnv(this.assignment, upstream.secretEnv, this.secretKeys) },
+      cwd: upstream.cwd,
+    };
+  }
+
+  private async acquire(process: ManagedProcess, timeoutMs: number) {
+    try {
+      return await process.acquire(timeoutMs);
+    } catch (error) {
+      if (!(error instanceof ManagedProcessUnavailable)) throw error;
+      const detail = error.restartAt === undefined ? undefined : { restartAt: new Date(error.restartAt).toISOString() };
+      throw new UpstreamError('UPSTREAM_UNREACHABLE', this.serverName, error.message, { cause: error, ...(detail ? { detail } : {}) });
     }
   }
 
@@ -259,19 +411,101 @@ export class UpstreamConnection {
   }
 }
 
+/** What the connections of one pool share: the keep-alive agent and the managed HTTP processes. */
+export interface PoolResources {
+  readonly dispatcher: Dispatcher;
+  readonly managedHttp: ManagedHttpProcesses;
+}
+
+/** One undici agent per pool: a keep-alive connection pool per upstream origin, no pipelining. */
+function createUpstreamAgent(options: UpstreamPoolOptions): Agent {
+  return new Agent({
+    connections: options.connectionsPerOrigin ?? 128,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connect: { timeout: 10_000 },
+  });
+}
+
+/**
+ * Managed HTTP servers, one process per listening address: every entry whose upstream
+ * URL names the same host and port shares the process (two launches would fight over
+ * the port), started by the first and stopped when the last releases it. Entries that
+ * name the same address with a different launch command are refused.
+ */
+export class ManagedHttpProcesses {
+  private readonly byAddress = new Map<string, { process: ManagedProcess; fingerprint: string; serverName: string; users: number }>();
+
+  constructor(private readonly options: UpstreamPoolOptions) {}
+
+  acquire(url: URL, spec: LaunchSpec, serverName: string, key: string): { process: ManagedProcess; release: () => Promise<void> } {
+    const address = `${url.hostname}:${portOf(url)}`;
+    const fingerprint = JSON.stringify([spec.command, spec.args, spec.cwd]);
+    let held = this.byAddress.get(address);
+    if (held && held.fingerprint !== fingerprint) {
+      throw new UpstreamError(
+        'UPSTREAM_UNREACHABLE',
+        serverName,
+        `server "${serverName}" is a managed HTTP server on ${address}, where the data plane already runs the process of server "${held.serverName}" with another command; give each managed HTTP server its own port`,
+      );
+    }
+    if (!held) {
+      const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+      held = {
+        process: new ManagedProcess({
+          serverName,
+          key,
+          spec,
+          logger: this.options.logger,
+          restart: this.options.restart ?? DEFAULT_RESTART_POLICY,
+          mode: 'http',
+          readiness: { host: hostname, port: Number(portOf(url)), timeoutMs: this.options.managedHttpStartupMs ?? 30_000 },
+        }),
+        fingerprint,
+        serverName,
+        users: 0,
+      };
+      this.byAddress.set(address, held);
+    }
+    held.users += 1;
+    const entry = held;
+    let released = false;
+    return {
+      process: entry.process,
+      release: async () => {
+        if (released) return;
+        released = true;
+        entry.users -= 1;
+        if (entry.users > 0) return;
+        if (this.byAddress.get(address) === entry) this.byAddress.delete(address);
+        await entry.process.stop();
+      },
+    };
+  }
+
+  get size(): number {
+    return this.byAddress.size;
+  }
+}
+
 /**
  * Upstream sessions keyed by assignment entry (`CompiledAssignment.upstreamKey`: the
  * assignment, the server and a digest of how to reach and authenticate to it). A managed
  * stdio server is therefore one process per assignment entry, shared by every caller of
- * it; that is right for the shared identity scheme, the only one served so far. When a
- * snapshot drops or changes an entry, {@link retain} closes its connection (and stops
- * its process).
+ * it (the shared identity scheme; see the README for the personal one); a managed HTTP
+ * server one process per listening address. Remote Streamable HTTP upstreams go through
+ * one undici agent (keep-alive pools per origin). When a snapshot drops or changes an
+ * entry, {@link retain} closes its connection (and stops its process).
  */
 export class UpstreamPool {
   private readonly connections = new Map<string, UpstreamConnection>();
   private readonly listeners = new Set<UpstreamNotificationListener>();
+  private readonly resources: PoolResources;
 
-  constructor(private readonly options: UpstreamPoolOptions) {}
+  constructor(private readonly options: UpstreamPoolOptions) {
+    this.resources = { dispatcher: createUpstreamAgent(options), managedHttp: new ManagedHttpProcesses(options) };
+  }
 
   /** Listens to session-wide upstream notifications (list changes, resource updates); returns an unsubscribe. */
   onNotification(listener: UpstreamNotificationListener): () => void {
@@ -283,15 +517,22 @@ export class UpstreamPool {
   get(entry: CompiledAssignment, secretKeys: ReadonlyMap<string, Uint8Array>): UpstreamConnection {
     let connection = this.connections.get(entry.upstreamKey);
     if (!connection) {
-      connection = new UpstreamConnection(entry.upstreamKey, entry.assignment, secretKeys, this.options, (key, notification) => {
-        for (const listener of this.listeners) {
-          try {
-            listener(key, notification);
-          } catch (error) {
-            this.options.logger.warn({ err: error, upstream: key }, 'an upstream notification listener failed');
+      connection = new UpstreamConnection(
+        entry.upstreamKey,
+        entry.assignment,
+        secretKeys,
+        this.options,
+        (key, notification) => {
+          for (const listener of this.listeners) {
+            try {
+              listener(key, notification);
+            } catch (error) {
+              this.options.logger.warn({ err: error, upstream: key }, 'an upstream notification listener failed');
+            }
           }
-        }
-      });
+        },
+        this.resources,
+      );
       this.connections.set(entry.upstreamKey, connection);
     }
     return connection;
@@ -313,11 +554,17 @@ export class UpstreamPool {
     await Promise.all(stale.map((connection) => connection.close()));
   }
 
+  /** Closes every connection (stopping managed processes) and the connection pools. */
   async close(): Promise<void> {
     await this.retain(new Set());
+    await this.resources.dispatcher.destroy().catch(() => undefined);
   }
 }
 
 function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\./.test(hostname);
+}
+
+function portOf(url: URL): string {
+  return url.port || (url.protocol === 'https:' ? '443' : '80');
 }

@@ -53,7 +53,7 @@ export async function gatewaySnapshot(upstreams: readonly FixtureUpstream[], ver
     }
   }
   const source: SnapshotSource = {
-    workspace: { id: 'ws-conf', name: 'Conformance', disabled: false },
+    workspace: { id: 'ws-conf', name: 'Conformance', disabled: false, ruleHashSalt: { keyId: 'k1', alg: 'A256GCM', aad: 'workspace:ws-conf:rule-hash-salt', iv: 'bm9uY2Vub25jZTEy', ciphertext: 'c2FsdA==', tag: 'dGFndGFndGFndGFndGFnMQ==' } },
     servers: upstreams.map((upstream, i) => ({
       id: `srv-${i}`,
       name: `Fixture ${i}`,

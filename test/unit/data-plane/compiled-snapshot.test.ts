@@ -88,7 +88,7 @@ describe('InMemorySnapshotSource', () => {
 
   it('acceptSnapshot refuses a snapshot of another workspace', () => {
     const held = acceptSnapshot(undefined, fixtureSnapshot({}, 1));
-    const other = fixtureSnapshot({ tweak: (s) => (s.workspace = { id: 'ws-other', name: 'Other', disabled: false }) }, 2);
+    const other = fixtureSnapshot({ tweak: (s) => (s.workspace = { ...s.workspace, id: 'ws-other', name: 'Other' }) }, 2);
     expect(() => acceptSnapshot(held, other)).toThrow(expect.objectContaining({ code: 'INVALID' }));
   });
 });

@@ -55,7 +55,12 @@ export function fixtureSource(options: FixtureOptions = {}): SnapshotSource {
   });
   const remote = (port: number): SnapshotUpstream => ({ kind: 'remote', url: `http://127.0.0.1:${port}/mcp`, transport: 'streamable-http', allowInsecure: false });
   const source: Mutable<SnapshotSource> = {
-    workspace: { id: 'ws-acme', name: 'Acme', disabled: false },
+    workspace: {
+      id: 'ws-acme',
+      name: 'Acme',
+      disabled: false,
+      ruleHashSalt: { keyId: 'k1', alg: 'A256GCM', aad: 'workspace:ws-acme:rule-hash-salt', iv: 'bm9uY2Vub25jZTEy', ciphertext: 'c2FsdA==', tag: 'dGFndGFndGFndGFndGFnMQ==' },
+    },
     servers: [
       { id: 'srv-http', name: 'Everything (HTTP)', disabled: false, upstream: options.httpUpstream ?? remote(1), auth: { kind: 'none' } },
       {
