@@ -1,12 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
+import { createAuditExportHandler } from './audit/audit-export.http.js';
+import { AUDIT_EXPORT_PATH } from './audit/audit-export.service.js';
 import type { ControlPlaneConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { EventBus } from './events/event-bus.js';
 import { Vault } from './identities/vault.js';
 import { GRAPHQL_PATH, createGraphQLHandler } from './graphql/server.js';
+import { AUDIT_INGEST_PATH, createAuditIngestHandler } from './audit/audit-ingest.http.js';
+import { AuditMaintenance } from './audit/audit-maintenance.js';
 import { createLogger, type Logger } from './logger.js';
 import { DiscoveryScheduler } from './servers/discovery-scheduler.js';
 import { createServices, type Services } from './services.js';
@@ -59,13 +63,19 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       discoveryTimeoutMs: config.discoveryTimeoutMs,
       logger,
       dataPlanePublicUrl: config.dataPlanePublicUrl,
+      alertFoldWindowMs: config.alertFoldWindowSeconds * 1000,
     });
     const discoveryScheduler =
       config.discoveryIntervalSeconds > 0
         ? new DiscoveryScheduler(services.discovery, logger, { intervalMs: config.discoveryIntervalSeconds * 1000 })
         : undefined;
     await services.snapshots.start();
+    // [audit] partitions ahead + retention, and the data planes' ingest endpoint.
+    const auditMaintenance = new AuditMaintenance(services.auditStore, logger);
+    auditMaintenance.start();
+    const ingestAudit = createAuditIngestHandler({ dataPlanes: services.dataPlanes, ingest: services.auditIngest, logger });
     const graphql = createGraphQLHandler(config, services, logger);
+    const auditExport = createAuditExportHandler(services, logger);
 
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const pathname = (req.url ?? '/').split('?', 1)[0];
@@ -77,6 +87,8 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
           .catch(() => json(res, 503, { status: 'unavailable', database: database.kind }));
       }
       if (pathname === GRAPHQL_PATH) return void graphql.yoga(req, res);
+      if (pathname === AUDIT_INGEST_PATH) return void ingestAudit(req, res); // [audit]
+      if (pathname === AUDIT_EXPORT_PATH) return void auditExport(req, res);
       json(res, 404, { error: 'not_found', message: `no route for ${pathname}; GraphQL is at ${GRAPHQL_PATH}` });
     });
     const stopWebSockets = graphql.attachWebSockets(server);
@@ -101,6 +113,8 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
         const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
         baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
         discoveryScheduler?.start();
+        services.auditExport.useBaseUrl(config.publicUrl ?? baseUrl);
+        services.logExporters.start();
         return baseUrl;
       },
       url() {
@@ -110,8 +124,10 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       async close() {
         await stopWebSockets();
         await discoveryScheduler?.stop();
+        await services.logExporters.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await auditMaintenance.stop(); // [audit]
         await services.snapshots.stop();
         await events.stop();
         if (ownsDatabase) await database.close();

@@ -36,6 +36,8 @@ export interface ControlPlaneConfig {
   readonly discoveryIntervalSeconds: number;
   /** Deadline of one discovery (start, initialize and every list), in milliseconds. Default 15000. */
   readonly discoveryTimeoutMs: number;
+  /** Identical alerts this many seconds apart or closer fold into one. Default 600. */
+  readonly alertFoldWindowSeconds: number;
 }
 
 export interface ConfigVariable {
@@ -62,6 +64,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { env: 'GATEHOUSE_MAX_QUERY_COST', description: 'maximum estimated GraphQL operation cost', default: '20000' },
   { env: 'GATEHOUSE_DISCOVERY_INTERVAL_SECONDS', description: 'seconds between periodic feature discoveries of every server; 0 disables', default: '3600' },
   { env: 'GATEHOUSE_DISCOVERY_TIMEOUT_MS', description: 'deadline of one feature discovery in milliseconds', default: '15000' },
+  { env: 'GATEHOUSE_ALERT_FOLD_WINDOW_SECONDS', description: 'identical alerts this close together fold into one with a count; 0 never folds', default: '600' },
 ];
 
 export class ConfigError extends Error {
@@ -159,6 +162,7 @@ export function loadControlPlaneConfig(
     maxQueryCost: int('GATEHOUSE_MAX_QUERY_COST', env.GATEHOUSE_MAX_QUERY_COST, 20000, 10, 10_000_000),
     discoveryIntervalSeconds: int('GATEHOUSE_DISCOVERY_INTERVAL_SECONDS', env.GATEHOUSE_DISCOVERY_INTERVAL_SECONDS, 3600, 0, 604_800),
     discoveryTimeoutMs: int('GATEHOUSE_DISCOVERY_TIMEOUT_MS', env.GATEHOUSE_DISCOVERY_TIMEOUT_MS, 15_000, 100, 600_000),
+    alertFoldWindowSeconds: int('GATEHOUSE_ALERT_FOLD_WINDOW_SECONDS', env.GATEHOUSE_ALERT_FOLD_WINDOW_SECONDS, 600, 0, 604_800),
     ...overrides,
   };
   return Object.freeze(config);

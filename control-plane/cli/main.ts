@@ -2,15 +2,12 @@
 // plane comes in through the package's `#data-plane/*` alias (package.json "imports").
 import path from 'node:path';
 import { DATA_PLANE_VARIABLES, DataPlaneConfigError, loadDataPlaneEnvironment } from '#data-plane/config.js';
-import { buildControlPlane } from '../app.js';
-import { insertApiKey } from '../api-keys/api-key.service.js';
 import { CONFIG_VARIABLES, ConfigError, flagsToEnv, loadControlPlaneConfig, type ControlPlaneConfig } from '../config.js';
-import { openDatabase } from '../db/database.js';
-import { migrateToLatest } from '../db/migrate.js';
+import type { openDatabase } from '../db/database.js';
 import { createLogger } from '../logger.js';
-import { createWorkspace } from '../workspaces/workspace.service.js';
-import { QUICKSTART_VARIABLES, formatQuickstart, quickstartDefaults, runQuickstart } from './quickstart.js';
-import { startGatehouse, startStandaloneDataPlane } from './start-gatehouse.js';
+import { QUICKSTART_VARIABLES, quickstartDefaults } from './quickstart-settings.js';
+// Everything else loads on demand, so a data-plane process never loads the control plane
+// (its database drivers, GraphQL schema and services) and keeps its memory to what it serves.
 
 const variableLine = (v: { env: string; flag?: string; description: string; default?: string }) =>
   `  ${v.env.padEnd(36)} ${(v.flag ?? '').padEnd(16)} ${v.description}${v.default ? ` (default: ${v.default})` : ''}`;
@@ -55,6 +52,8 @@ function option(argv: readonly string[], name: string): string | undefined {
 
 async function withDatabase<T>(config: ControlPlaneConfig, fn: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
   const logger = createLogger(config.logLevel);
+  const { openDatabase } = await import('../db/database.js');
+  const { migrateToLatest } = await import('../db/migrate.js');
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/db`, logger });
   try {
     await migrateToLatest(database);
@@ -74,6 +73,7 @@ async function start(config: ControlPlaneConfig, withDataPlane: boolean): Promis
   const extra: string[] = [];
   if (withDataPlane) {
     const dataPlaneEnv = loadDataPlaneEnvironment(process.env, { standalone: false });
+    const { startGatehouse } = await import('./start-gatehouse.js');
     const running = await startGatehouse(config, dataPlaneEnv, {
       logger,
       dataPlanePublicUrlConfigured: Boolean(process.env.GATEHOUSE_DATA_PLANE_PUBLIC_URL),
@@ -86,6 +86,7 @@ async function start(config: ControlPlaneConfig, withDataPlane: boolean): Promis
       `  Data plane:     ${running.dataPlanePublicUrl}   (MCP gateways at /mcp/<gateway-slug>; ${version ? `serving snapshot v${version}` : 'no snapshot yet'})`,
     );
   } else {
+    const { buildControlPlane } = await import('../app.js');
     const app = await buildControlPlane(config, { logger });
     url = await app.listen();
     ({ bootstrap, database } = app);
@@ -122,6 +123,7 @@ async function dataPlaneCommand(argv: readonly string[]): Promise<void> {
   }
   const dataPlaneEnv = loadDataPlaneEnvironment(env, { standalone: true });
   const logger = createLogger(level as ControlPlaneConfig['logLevel']);
+  const { startStandaloneDataPlane } = await import('./start-data-plane.js');
   const running = await startStandaloneDataPlane(dataPlaneEnv, logger);
   process.stdout.write(
     [
@@ -159,6 +161,7 @@ async function quickstartCommand(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const json = argv.includes('--json');
+  const { formatQuickstart, runQuickstart } = await import('./quickstart.js');
   let result;
   try {
     result = await runQuickstart({ url, apiKey, log: json ? undefined : (line) => process.stderr.write(`${line}\n`) });
@@ -231,6 +234,7 @@ async function main(argv: readonly string[]): Promise<number> {
           .where('workspace_id', '=', workspace.id)
           .where('builtin', '=', 'owner')
           .executeTakeFirstOrThrow();
+        const { insertApiKey } = await import('../api-keys/api-key.service.js');
         const { secret } = await database.db.transaction().execute((trx) =>
           insertApiKey(trx, workspace.id, owner.id, option(argv, '--name') ?? 'Recovery owner key', 'cli:recovery-key'),
         );
@@ -244,6 +248,8 @@ async function main(argv: readonly string[]): Promise<number> {
           process.stderr.write('workspace-create needs --name <name>\n');
           return 1;
         }
+        const { insertApiKey } = await import('../api-keys/api-key.service.js');
+        const { createWorkspace } = await import('../workspaces/workspace.service.js');
         const { workspace, secret } = await database.db.transaction().execute(async (trx) => {
           const created = await createWorkspace(trx, name);
           const key = await insertApiKey(trx, created.workspace.id, created.roleIds.owner!, 'Initial owner key', 'cli:workspace-create');

@@ -38,11 +38,7 @@ const HostConnectionsDocument: TypedDocumentNode<
   host(id: $id) { connections(first: 100) { edges { node { id name gatewayId disabled } } } }
 }`);
 
-/** The quickstart's own settings, as `--help` lists them. */
-export const QUICKSTART_VARIABLES = [
-  { env: 'GATEHOUSE_URL', flag: '--url', description: 'control-plane base URL the quickstart talks to', default: 'http://127.0.0.1:4000' },
-  { env: 'GATEHOUSE_API_KEY', flag: '--api-key', description: 'admin API key for the quickstart', default: '<data dir>/bootstrap-admin-key' },
-] as const;
+export { QUICKSTART_VARIABLES, quickstartDefaults } from './quickstart-settings.js';
 
 export const QUICKSTART_SERVER_NAME = 'server-everything (quickstart)';
 export const QUICKSTART_GATEWAY_SLUG = 'quickstart';
@@ -71,20 +67,6 @@ export interface QuickstartResult {
   readonly serverId: string;
   readonly hostId: string;
   readonly connectionId: string;
-}
-
-/** Defaults of the CLI: `GATEHOUSE_URL`, `GATEHOUSE_API_KEY` or the bootstrap key file. */
-export function quickstartDefaults(env: Readonly<Record<string, string | undefined>>): { url: string; apiKey: string | undefined; dataDir: string } {
-  const dataDir = path.resolve(env.GATEHOUSE_DATA_DIR || '.gatehouse');
-  let apiKey = env.GATEHOUSE_API_KEY || undefined;
-  if (!apiKey) {
-    try {
-      apiKey = readFileSync(path.join(dataDir, 'bootstrap-admin-key'), 'utf8').trim() || undefined;
-    } catch {
-      apiKey = undefined;
-    }
-  }
-  return { url: env.GATEHOUSE_URL || 'http://127.0.0.1:4000', apiKey, dataDir };
 }
 
 /** `node <server-everything>/dist/index.js stdio`, resolved from this installation. */

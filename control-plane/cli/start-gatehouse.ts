@@ -10,6 +10,7 @@ import { buildDataPlane, type DataPlane } from '#data-plane/app.js';
 import type { DataPlaneEnvironment } from '#data-plane/config.js';
 import type { DataPlaneLogger } from '#data-plane/logger.js';
 import { PushSnapshotSource } from '#data-plane/snapshot/push-client.js';
+import { controlPlaneAuditShipper } from '#data-plane/audit/shipper.js';
 import type { Viewer } from '../access/viewer.js';
 import { buildControlPlane, type ControlPlane } from '../app.js';
 import { ConfigError, type ControlPlaneConfig } from '../config.js';
@@ -77,7 +78,9 @@ export async function startGatehouse(
     const token = await ensureEmbeddedDataPlane(controlPlane.services, config.dataDir, logger);
     const dataPlaneLogger: DataPlaneLogger = logger.child({ plane: 'data' });
     snapshots = new PushSnapshotSource({ url: httpUrl(loopbackHost(config.host), port), token, logger: dataPlaneLogger });
-    dataPlane = buildDataPlane({ ...dataPlaneEnv.options, publicUrl: dataPlanePublicUrl, host: dataPlaneEnv.host, port: dataPlanePort, sessionSecret }, { snapshots, logger: dataPlaneLogger });
+    // [audit] the embedded data plane ships its audit entries over loopback, like a separate one.
+    const audit = controlPlaneAuditShipper({ url: httpUrl(loopbackHost(config.host), port), token, logger: dataPlaneLogger, maxBufferedEntries: dataPlaneEnv.auditBufferEntries });
+    dataPlane = buildDataPlane({ ...dataPlaneEnv.options, publicUrl: dataPlanePublicUrl, host: dataPlaneEnv.host, port: dataPlanePort, sessionSecret }, { snapshots, logger: dataPlaneLogger, audit });
     const { url: dataPlaneUrl } = await dataPlane.listen().catch(portInUse('GATEHOUSE_DATA_PLANE_PORT', dataPlanePort));
     snapshots.start();
     await snapshots.ready(options.firstSnapshotTimeoutMs ?? 30_000).catch((err: unknown) => {
@@ -106,32 +109,7 @@ export async function startGatehouse(
   }
 }
 
-export interface RunningDataPlane {
-  readonly dataPlane: DataPlane;
-  readonly url: string;
-  readonly snapshots: PushSnapshotSource;
-  close(): Promise<void>;
-}
-
-/** `gatehouse data-plane`: a data plane alone, fed by a remote control plane. */
-export async function startStandaloneDataPlane(env: DataPlaneEnvironment, logger: DataPlaneLogger): Promise<RunningDataPlane> {
-  if (!env.controlPlaneUrl || !env.token || !env.sessionSecret) {
-    throw new TypeError('a standalone data plane needs the control-plane URL, its token and the session secret');
-  }
-  const snapshots = new PushSnapshotSource({ url: env.controlPlaneUrl, token: env.token, logger });
-  const dataPlane = buildDataPlane({ ...env.options, host: env.host, port: env.port, sessionSecret: env.sessionSecret }, { snapshots, logger });
-  const { url } = await dataPlane.listen();
-  snapshots.start();
-  return {
-    dataPlane,
-    url,
-    snapshots,
-    async close() {
-      await dataPlane.close();
-      await snapshots.close();
-    },
-  };
-}
+export { startStandaloneDataPlane, type RunningDataPlane } from './start-data-plane.js';
 
 /**
  * The token of this installation's embedded data plane. Reused across restarts from

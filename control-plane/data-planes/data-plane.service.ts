@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { deriveDeliveryKey, wrapSnapshotKey, type EncryptedSecret } from '../../schema/snapshot/index.js';
 import { requireCapability, type Viewer } from '../access/viewer.js';
+import type { AlertService } from '../alerts/alert.service.js';
+import { snapshotRejectedAlert } from '../alerts/sources.js';
 import type { Database } from '../db/database.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, isUniqueViolation } from '../errors.js';
 import { recordWorkspaceEvent } from '../events/workspace-events.js';
@@ -55,6 +57,7 @@ export class DataPlaneService {
     private readonly database: Database,
     private readonly vault: Vault,
     private readonly snapshots: SnapshotPublisher,
+    private readonly options: { readonly alerts?: AlertService } = {},
   ) {}
 
   async register(viewer: Viewer, rawInput: unknown): Promise<RegisteredDataPlane> {
@@ -214,6 +217,7 @@ export class DataPlaneService {
         subjectId: dataPlaneId,
         details: { name: row.name, version, reason: trimmed },
       });
+      await this.options.alerts?.raise(snapshotRejectedAlert({ workspaceId: viewer.workspaceId, dataPlaneId, dataPlaneName: row.name, version, reason: trimmed, actor: viewer.actor }), trx);
       return { version, at };
     });
   }

@@ -48,6 +48,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
     pool.on('error', (err) => options.logger?.warn({ err }, 'idle postgres client failed'));
+    // A client checked out when the server goes away (a restart mid-transaction) emits
+    // 'error' with no pool listener attached; without one of its own that is an uncaught
+    // exception. Its query already rejects, so logging is all that is left to do.
+    pool.on('connect', (client) => client.on('error', (err) => options.logger?.warn({ err }, 'postgres connection lost during a query')));
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log });
     const listener = createPgListener(options.databaseUrl, options.logger);
     return {

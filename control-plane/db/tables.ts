@@ -1,3 +1,5 @@
+import type { GatewayAccessRequestTable } from '../access-requests/access-request.table.js';
+import type { AlertTable } from '../alerts/alert.table.js';
 import type { ApiKeyTable } from '../api-keys/api-key.table.js';
 import type { RoleCapabilityTable, RoleTable, TeamMemberTable, TeamTable } from '../access/access.table.js';
 import type { DataPlaneTable } from '../data-planes/data-plane.table.js';
@@ -12,6 +14,7 @@ import type {
   ServerFeatureTable,
   ServerTable,
 } from '../servers/server.table.js';
+import type { RuleEngineTable, RuleTable } from '../rules/rule.table.js';
 import type { SnapshotTable } from '../snapshot/snapshot.table.js';
 import type { WorkspaceEventTable, WorkspaceTable } from '../workspaces/workspace.table.js';
 
@@ -40,4 +43,8 @@ export interface DB {
   access_tokens: AccessTokenTable;
   data_planes: DataPlaneTable;
   snapshots: SnapshotTable;
+  alerts: AlertTable;
+  gateway_access_requests: GatewayAccessRequestTable;
+  rules: RuleTable;
+  rule_engines: RuleEngineTable;
 }

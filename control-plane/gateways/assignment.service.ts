@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { FEATURE_TYPES, namespacedFeatureName, type FeatureType } from '../../schema/snapshot/index.js';
 import { requireCapability, type Viewer } from '../access/viewer.js';
+import type { AlertService } from '../alerts/alert.service.js';
+import { featureProvisionedAlert } from '../alerts/sources.js';
 import type { Database } from '../db/database.js';
 import type { DB } from '../db/tables.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -82,7 +84,10 @@ export interface PinView extends AssignmentPinRow {
 }
 
 export class AssignmentService {
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    private readonly options: { readonly alerts?: AlertService } = {},
+  ) {}
 
   async byIds(workspaceId: string, ids: readonly string[]): Promise<AssignmentRow[]> {
     if (ids.length === 0) return [];
@@ -207,6 +212,7 @@ export class AssignmentService {
         .executeTakeFirstOrThrow();
       await this.requireNoCollisions(trx, viewer.workspaceId, current.gateway_id);
       await this.event(trx, viewer, 'assignment.provisioning_changed', id, { featureType: input.featureType, mode: input.mode, selected });
+      if (this.options.alerts) await this.options.alerts.raise(await featureProvisionedAlert(trx, viewer, row, { featureType: input.featureType, mode: input.mode, selected }), trx);
       return row;
     });
   }

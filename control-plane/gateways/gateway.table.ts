@@ -12,6 +12,9 @@ export interface GatewayTable {
   description: Generated<string>;
   disabled: Generated<boolean>;
   archived_at: Timestamp | null;
+  /** What data planes record of calls: `metadata` (no bodies) or `full` (bodies cut at the cap) ([rules]). */
+  audit_bodies: Generated<'full' | 'metadata'>;
+  audit_max_body_bytes: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -7,6 +7,7 @@ import type { AccessTokenRow, ConnectionRow, HostRow } from '../hosts/host.table
 import type { IdentityRow } from '../identities/identity.table.js';
 import type { Logger } from '../logger.js';
 import type { UserRow } from '../people/user.table.js';
+import type { RuleEngineRow, RuleRow } from '../rules/rule.table.js';
 import type { ServerContainerRow, ServerFeatureRow, ServerRow } from '../servers/server.table.js';
 import type { Services } from '../services.js';
 
@@ -39,6 +40,10 @@ export interface Loaders {
   readonly identity: DataLoader<string, IdentityRow | null>;
   /** Keyed by server id: the server's shared identity, or null when it has no header auth. */
   readonly sharedIdentity: DataLoader<string, IdentityRow | null>;
+  readonly rule: DataLoader<string, RuleRow | null>;
+  /** A gateway's rules in evaluation order. */
+  readonly gatewayRules: DataLoader<string, RuleRow[]>;
+  readonly ruleEngine: DataLoader<string, RuleEngineRow | null>;
 }
 
 export interface Context {
@@ -119,5 +124,11 @@ export function createLoaders(services: Services, workspaceId: string): Loaders 
       const map = await services.identities.sharedByServerIds(workspaceId, ids);
       return ids.map((id) => map.get(id) ?? null);
     }),
+    rule: new DataLoader(async (ids) => byId(ids, await services.rules.byIds(workspaceId, ids))),
+    gatewayRules: new DataLoader(async (ids) => {
+      const map = await services.rules.byGatewayIds(workspaceId, ids);
+      return ids.map((id) => map.get(id) ?? []);
+    }),
+    ruleEngine: new DataLoader(async (ids) => byId(ids, await services.ruleEngines.byIds(workspaceId, ids))),
   };
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { requireCapability, type Viewer } from '../access/viewer.js';
+import type { AlertService } from '../alerts/alert.service.js';
+import { newFeaturesAlert, outageFoldKey, pinViolationAlerts, upstreamOutageAlert } from '../alerts/sources.js';
 import type { Database } from '../db/database.js';
 import type { DB } from '../db/tables.js';
 import { NotFoundError } from '../errors.js';
@@ -10,6 +12,7 @@ import type { Logger } from '../logger.js';
 import { DiscoveryError, discoverServer, type DiscoveryErrorCode, type DiscoveryResult, type DiscoveryTarget } from './discovery.js';
 import { diffFeatures, type DiscoveredFeature, type JsonObject } from './feature-hash.js';
 import type { ListOptions, ServerService } from './server.service.js';
+import type { ThreatService } from './threats/threat.service.js';
 import type { DiscoveryRunRow, FeatureChange, ServerFeatureRow, ServerRow } from './server.table.js';
 import { loadGrouped } from '../shared/grouped.js';
 
@@ -28,6 +31,10 @@ export interface DiscoveryServiceOptions {
   readonly timeoutMs?: number;
   /** Where unexpected discovery failures (code `INTERNAL`) are logged with their cause. */
   readonly logger?: Logger;
+  /** Raises new-feature, pin-violation and outage alerts when set. */
+  readonly alerts?: AlertService;
+  /** Screens discovered features for tool poisoning and shadowing when set. */
+  readonly threats?: ThreatService;
 }
 
 /** A server the scheduler may discover: enabled, in an enabled workspace, reachable from here. */
@@ -61,6 +68,8 @@ class DiscoveryFailure extends Error {
 export class DiscoveryService {
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
+  private readonly alerts: AlertService | undefined;
+  private readonly threats: ThreatService | undefined;
 
   constructor(
     private readonly database: Database,
@@ -69,6 +78,8 @@ export class DiscoveryService {
   ) {
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.logger = options.logger;
+    this.alerts = options.alerts;
+    this.threats = options.threats;
   }
 
   /** Discovers one server of the viewer's workspace now. Needs `servers.manage`. */
@@ -313,6 +324,10 @@ export class DiscoveryService {
           newHash: change.newHash,
         });
       }
+      if (added.length > 0) await this.alerts?.raise(newFeaturesAlert(server, run.id, added, actor), trx);
+      if (this.alerts) for (const alert of await pinViolationAlerts(trx, server, diff.changed, actor)) await this.alerts.raise(alert, trx);
+      await this.alerts?.resolveByFoldKey(trx, server.workspace_id, 'UPSTREAM_OUTAGE', outageFoldKey(server.id), actor);
+      await this.threats?.screenDiscovery(trx, server, actor, run.id, diff);
       return run;
     });
   }
@@ -352,6 +367,8 @@ export class DiscoveryService {
         subjectId: server.id,
         details: { runId: run.id, code, message },
       });
+      // A workstation server is unreachable by design until its tunnel lands: not an outage.
+      if (code !== 'NOT_REACHABLE') await this.alerts?.raise(upstreamOutageAlert(server, run.id, code, message, actor), trx);
       return run;
     });
   }

@@ -51,7 +51,7 @@ const ServerReviewState = builder.enumType('ServerReviewState', {
   values: { APPROVED: { value: 'approved' }, PENDING_REVIEW: { value: 'pending_review' }, REJECTED: { value: 'rejected' } } as const,
 });
 
-const ServerFeatureKind = builder.enumType('ServerFeatureKind', {
+export const ServerFeatureKind = builder.enumType('ServerFeatureKind', {
   values: {
     TOOL: { value: 'tool' },
     PROMPT: { value: 'prompt' },

@@ -19,6 +19,7 @@ import {
   type UpdateServerInput,
 } from './server-input.js';
 import type { SealedSecret, ServerContainerRow, ServerRow, ServerTable } from './server.table.js';
+import type { ThreatService } from './threats/threat.service.js';
 import { loadGrouped } from '../shared/grouped.js';
 import { setKillSwitch } from '../shared/kill-switch.js';
 
@@ -54,6 +55,8 @@ export class ServerService {
   constructor(
     private readonly database: Database,
     private readonly vault: Vault,
+    /** Anti-mimicry screening of new and renamed servers, when set. */
+    private readonly threats?: ThreatService,
   ) {}
 
   list(viewer: Viewer, { limit, offset }: ListOptions): Promise<ServerRow[]> {
@@ -90,11 +93,12 @@ export class ServerService {
     const id = randomUUID();
     const write = this.toWrite(id, input);
     return this.write(viewer, input.name, async (trx) => {
-      const row = await trx
+      const inserted = await trx
         .insertInto('servers')
         .values({ id, workspace_id: viewer.workspaceId, ...this.serialize(write) } as Insertable<ServerTable>)
         .returningAll()
         .executeTakeFirstOrThrow();
+      const row = (await this.threats?.screenServer(trx, viewer.actor, inserted)) ?? inserted;
       await syncSharedIdentity(trx, viewer, row);
       await this.event(trx, viewer, 'server.created', id, { name: row.name, kind: row.kind, transport: row.transport });
       return row;
@@ -114,13 +118,14 @@ export class ServerService {
       if (input.remote) Object.assign(patch, this.remoteFields(input.remote));
       if (input.managed) Object.assign(patch, this.managedFields(id, input.managed));
       if (input.auth) Object.assign(patch, this.authFields(id, input.auth));
-      const row = await trx
+      const updated = await trx
         .updateTable('servers')
         .set({ ...this.serialize(patch), updated_at: new Date() } as Updateable<ServerTable>)
         .where('workspace_id', '=', viewer.workspaceId)
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
+      const row = (await this.threats?.screenServer(trx, viewer.actor, updated, current)) ?? updated;
       await syncSharedIdentity(trx, viewer, row);
       await this.event(trx, viewer, 'server.updated', id, { fields: Object.keys(input) });
       return row;

@@ -1,5 +1,7 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { Timestamp } from '../workspaces/workspace.table.js';
+import type { MimicryFinding } from './threats/mimicry.js';
+import type { ThreatReason } from './threats/poisoning.js';
 
 /** A secret sealed with AES-256-GCM under a vault key; only the vault opens it. */
 export interface SealedSecret {
@@ -33,6 +35,13 @@ export interface ServerTable {
   disabled: Generated<boolean>;
   review_state: Generated<'approved' | 'pending_review' | 'rejected'>;
   review_reason: string | null;
+  /** Anti-mimicry findings (control-plane/servers/threats): why the server waits for review. */
+  threat_reasons: Json<readonly MimicryFinding[]>;
+  /** The server this one's name or URL passes for, when anti-mimicry flagged it. */
+  resembles_server_id: string | null;
+  /** Who approved the server after review, and when. */
+  reviewed_by: string | null;
+  reviewed_at: Timestamp | null;
   last_discovery_at: Timestamp | null;
   last_discovery_status: 'ok' | 'failed' | null;
   last_discovery_error: string | null;
@@ -71,6 +80,17 @@ export interface ServerFeatureTable {
   hash: string;
   first_seen_at: Timestamp;
   changed_at: Timestamp;
+  /** Tool-poisoning verdict (control-plane/servers/threats): `flagged` features are withheld until approved. */
+  threat_state: Generated<'clear' | 'flagged' | 'approved'>;
+  threat_score: Generated<number>;
+  threat_reasons: Json<readonly ThreatReason[]>;
+  /** The definition hash the verdict was reached on; null until scanned. */
+  threat_hash: string | null;
+  threat_reviewed_by: string | null;
+  threat_reviewed_at: Timestamp | null;
+  /** The definition before the last change of `hash`, for the rug-pull diff. */
+  previous_hash: string | null;
+  previous_definition: Json<Record<string, unknown> | null>;
 }
 export type ServerFeatureRow = Selectable<ServerFeatureTable>;
 

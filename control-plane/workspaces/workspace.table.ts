@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { SealedSecret } from '../servers/server.table.js';
 import type { StoredSnapshotKey } from '../snapshot/snapshot-key.js';
 
 export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -12,6 +13,8 @@ export interface WorkspaceTable {
   disabled: Generated<boolean>;
   /** Key the workspace's snapshot secrets are sealed under for data planes, vault-sealed; set on first publish. */
   snapshot_key: ColumnType<StoredSnapshotKey | null, string | null | undefined, string | null>;
+  /** Salt of the `hash` rule action, vault-sealed; generated on first publish ([rules]). */
+  rule_hash_salt: ColumnType<SealedSecret | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -104,7 +104,7 @@ function buildSource(): SnapshotSource {
   }));
 
   return {
-    workspace: { id: 'workspace-bench', name: 'Bench', disabled: false },
+    workspace: { id: 'workspace-bench', name: 'Bench', disabled: false, ruleHashSalt: { keyId: 'k1', alg: 'A256GCM', aad: 'workspace:workspace-bench:rule-hash-salt', iv: 'bm9uY2Vub25jZTEy', ciphertext: 'c2FsdA==', tag: 'dGFndGFndGFndGFndGFnMQ==' } },
     servers,
     containers: [],
     containerMembers: [],

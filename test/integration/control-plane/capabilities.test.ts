@@ -56,9 +56,15 @@ const AREA_PROBES: Record<string, Probe[]> = {
   WORKSPACE_SETTINGS: [
     queryProbe('workspace.view_settings', 'apiKeys', '{ edges { node { id } } }'),
     mutationProbe('workspace.manage_settings', 'updateWorkspaceSettings', '(input: { name: "probe" })'),
+    mutationProbe('workspace.manage_settings', 'updateAuditSettings', '(input: { retentionDays: 30 })'),
     mutationProbe('workspace.manage_api_keys', 'createApiKey', '(input: { name: "probe", roleId: $a })', () => ({ a: roles.Member })),
   ],
-  LOGGING: [queryProbe('logging.view', 'workspaceEvents', '{ edges { node { type } } }')],
+  LOGGING: [
+    queryProbe('logging.view', 'workspaceEvents', '{ edges { node { type } } }'),
+    queryProbe('logging.view', 'auditLogs', '{ edges { node { id } } }'),
+    queryProbe('logging.export', 'auditExportUrl', '(format: CSV) { url }'),
+  ],
+  REPORTING: [queryProbe('reporting.view', 'auditReport', '{ from }')],
   SERVERS: [
     mutationProbe('servers.manage', 'createServer', '(input: { name: "probe", remote: { url: "https://mcp.example.com/mcp" } })'),
     mutationProbe('workspace.manage_settings', 'resealSecrets', ''),
@@ -66,6 +72,14 @@ const AREA_PROBES: Record<string, Probe[]> = {
   GATEWAYS: [
     queryProbe('gateways.view', 'gateways', '{ edges { node { id } } }'),
     mutationProbe('gateways.manage', 'createGateway', '(input: { name: "probe" })'),
+    mutationProbe('gateways.manage_access', 'denyGatewayAccessRequest', '(id: $a)', () => ({ a: encodeGlobalId('GatewayAccessRequest', randomUUID()) })),
+    mutationProbe('gateways.manage_rules', 'createRuleFromTemplate', '(gatewayId: $a, templateKey: "us-ssn")', () => ({ a: encodeGlobalId('Gateway', randomUUID()) })),
+  ],
+  INTEGRATIONS: [
+    queryProbe('integrations.view', 'ruleEngines', '{ id }'),
+    mutationProbe('integrations.manage', 'createRuleEngine', '(input: { name: "probe", kind: WEBHOOK, url: "https://93.184.216.34/" })'),
+    queryProbe('integrations.view', 'logExporters', '{ edges { node { id } } }'),
+    mutationProbe('integrations.manage', 'createLogExporter', '(input: { name: "probe", endpoint: "http://127.0.0.1:9/v1/logs" })'),
   ],
   IDENTITIES: [
     queryProbe('identities.view', 'identities', '{ edges { node { id } } }'),
@@ -75,6 +89,11 @@ const AREA_PROBES: Record<string, Probe[]> = {
   HOSTS: [
     queryProbe('hosts.view', 'hosts', '{ edges { node { id } } }'),
     mutationProbe('hosts.manage', 'createHost', '(input: { name: "probe" })'),
+  ],
+  ALERTING: [
+    queryProbe('alerting.view', 'alerts', '{ edges { node { id } } }'),
+    // The capability is checked before the alert is looked up, so any well-formed ID probes it.
+    mutationProbe('alerting.manage', 'acknowledgeAlert', '(id: $a)', () => ({ a: encodeGlobalId('Alert', randomUUID()) })),
   ],
 };
 
