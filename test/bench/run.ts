@@ -29,7 +29,7 @@ const SKIP_PEERS = process.argv.includes('--no-peers');
 
 const PROFILE = QUICK
   ? { reps: 1, seqWarmup: 100, seqCalls: 500, payloadCalls: 100, concurrency: [1, 32], durationMs: 500, warmupMs: 200, listCalls: 50, setupCount: 30, openSessions: 200, soakCalls: 2_000 }
-  : { reps: 3, seqWarmup: 2_000, seqCalls: 10_000, payloadCalls: 2_000, concurrency: [1, 8, 32, 128], durationMs: 5_000, warmupMs: 1_000, listCalls: 1_000, setupCount: 500, openSessions: 1_000, soakCalls: 200_000 };
+  : { reps: 3, seqWarmup: 1_000, seqCalls: 5_000, payloadCalls: 1_000, concurrency: [1, 8, 32, 128], durationMs: 4_000, warmupMs: 1_000, listCalls: 500, setupCount: 300, openSessions: 1_000, soakCalls: 200_000 };
 
 interface BenchPath {
   readonly name: string;
@@ -224,7 +224,7 @@ async function main(): Promise<void> {
   for (const bytes of [1024, 65_536]) {
     await measure(`${bytes / 1024} KiB payload, sequential`, 'p50 ms', false, all, seq(bytes, PROFILE.payloadCalls, Math.min(100, PROFILE.payloadCalls)));
   }
-  await measure('Session setup (initialize + initialized)', 'p50 ms', false, all, (p) => ({ kind: 'setup', url: p.url, headers: p.headers, count: PROFILE.setupCount, warmup: 10 }));
+  await measure('Session setup (initialize + initialized)', 'p50 ms', false, all, (p) => ({ kind: 'setup', url: p.url, headers: p.headers, count: PROFILE.setupCount, warmup: 10, maxMs: 10_000 }));
   await measure('tools/list across 10 upstreams', 'p50 ms', false, [
     { name: 'direct (10 upstreams in parallel; the slowest)', url: listUpstreams[0]!.url, headers: {} },
     { name: 'gatehouse: one gateway over the 10', ...gw(fanout) },
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const afterSoak = rssMiB(p.pid!);
     const one = (v: number) => repeated([v]);
-    memory.rows.push({ path: `${p.name}: idle`, metrics: { 'RSS MiB': one(before) }, errors: 0 });
+    memory.rows.push({ path: `${p.name}: after the scenarios above, no session open`, metrics: { 'RSS MiB': one(before) }, errors: 0 });
     memory.rows.push({ path: `${p.name}: ${PROFILE.openSessions} open sessions`, metrics: { 'RSS MiB': one(open) }, errors: 0 });
     memory.rows.push({ path: `${p.name}: before ${PROFILE.soakCalls} calls`, metrics: { 'RSS MiB': one(beforeSoak) }, errors: 0 });
     memory.rows.push({ path: `${p.name}: after ${PROFILE.soakCalls} calls`, metrics: { 'RSS MiB': one(afterSoak) }, errors: 0 });

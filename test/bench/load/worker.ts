@@ -18,7 +18,8 @@ export type Job =
   | (Target & { kind: 'list'; calls: number; warmup: number })
   /** tools/list to every URL at once per iteration, timed until the last answers (the direct fan-out). */
   | (Target & { kind: 'list-many'; urls: readonly string[]; calls: number; warmup: number })
-  | (Target & { kind: 'setup'; count: number; warmup: number })
+  /** Stops early after `maxMs` (a peer that spawns a process per session takes ~0.4 s each). */
+  | (Target & { kind: 'setup'; count: number; warmup: number; maxMs?: number })
   | (Target & { kind: 'open-sessions'; count: number })
   | (Target & { kind: 'soak'; sessions: number; calls: number; payloadBytes: number });
 
@@ -81,7 +82,8 @@ export async function runJob(job: Job, waitForClose?: () => Promise<void>, repor
     }
     case 'setup': {
       const latencies: number[] = [];
-      for (let i = 0; i < job.warmup + job.count; i++) {
+      const deadline = performance.now() + (job.maxMs ?? Number.POSITIVE_INFINITY);
+      for (let i = 0; i < job.warmup + job.count && performance.now() < deadline; i++) {
         const started = performance.now();
         try {
           const session = await openSession(job);
