@@ -11,8 +11,8 @@ import {
   connectionTestEvaluation,
   snapshotSecretOpener,
   type LookupFunction,
-} from '../../data-plane/rules/engines/index.js';
-import type { EngineErrorCode } from '../../data-plane/rules/engines/verdict.js';
+} from '../../schema/rules/engines/index.js';
+import type { EngineErrorCode } from '../../schema/rules/engines/verdict.js';
 import { MAX_ENGINE_TIMEOUT_MS, SNAPSHOT_KEY_BYTES, sealSnapshotSecret, type SnapshotRuleEngine } from '../../schema/snapshot/index.js';
 import { requireCapability, type Viewer } from '../access/viewer.js';
 import type { Database } from '../db/database.js';

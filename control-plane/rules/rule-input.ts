@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { DEFAULT_INJECTION_THRESHOLD } from '../../data-plane/rules/detectors/index.js';
-import { DEFAULT_MIN_CONFIDENCE, ENTITY_TYPES, isEntityType } from '../../data-plane/rules/pii/index.js';
-import { checkPattern } from '../../data-plane/rules/regex.js';
+import { DEFAULT_INJECTION_THRESHOLD } from '../../schema/rules/detectors/index.js';
+import { DEFAULT_MIN_CONFIDENCE, ENTITY_TYPES, isEntityType } from '../../schema/rules/pii/index.js';
+import { checkPattern } from '../../schema/rules/regex.js';
 import {
   RULE_HOOKS,
   RULE_PARTS,

@@ -1,4 +1,4 @@
-import type { RuleTestResult } from '../../data-plane/rules/engine/index.js';
+import type { RuleTestResult } from '../../schema/rules/engine/index.js';
 import type { RuleAction, RuleDetection, SnapshotRuleScope } from '../../schema/snapshot/index.js';
 import type { GatewayRow } from '../gateways/gateway.table.js';
 import { builder } from '../graphql/builder.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
-import { testRuleOnText, type RuleTestResult } from '../../data-plane/rules/engine/index.js';
+import { testRuleOnText, type RuleTestResult } from '../../schema/rules/engine/index.js';
 import { MAX_AUDIT_BODY_BYTES, RULE_HOOKS, RULE_PARTS, type SnapshotRule } from '../../schema/snapshot/index.js';
 import { requireCapability, type Viewer } from '../access/viewer.js';
 import type { Database } from '../db/database.js';

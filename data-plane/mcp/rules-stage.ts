@@ -4,8 +4,8 @@ import { RpcError } from './json-rpc.js';
 import type { CallAuditHook, RoutedTarget, RulesHook } from './router.js';
 import type { Admission } from '../policy/admit.js';
 import type { CompiledGateway, CompiledSnapshot } from '../snapshot/compiled-snapshot.js';
-import { createRuleEngineClients, snapshotSecretOpener, type RuleEngineClient, type RuleEngineClientOptions } from '../rules/engines/index.js';
-import { compileRuleSet, evaluateLeg, messageOf, type CompiledRuleSet, type LegCall, type LegOutcome, type RuleEngineCaller, type WalkLimits } from '../rules/engine/index.js';
+import { createRuleEngineClients, snapshotSecretOpener, type RuleEngineClient, type RuleEngineClientOptions } from '../../schema/rules/engines/index.js';
+import { compileRuleSet, evaluateLeg, messageOf, type CompiledRuleSet, type LegCall, type LegOutcome, type RuleEngineCaller, type WalkLimits } from '../../schema/rules/engine/index.js';
 
 /** JSON-RPC error code of a call a content rule ended, beside the other policy codes (-32050…). */
 export const RULE_BLOCKED_RPC_CODE = -32070;

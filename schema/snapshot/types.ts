@@ -420,7 +420,7 @@ export const RULE_PARTS = ['toolArguments', 'promptArguments', 'toolResults', 'r
 export type RuleDetection =
   /** Patterns OR'd together, compiled with RE2 (linear time). The control plane rejects unsupported syntax at save. */
   | { readonly kind: 'regex'; readonly patterns: readonly string[]; readonly caseInsensitive: boolean }
-  /** The built-in PII recognizers (`data-plane/rules/pii`), restricted to these entity types. */
+  /** The built-in PII recognizers (`schema/rules/pii`), restricted to these entity types. */
   | {
       readonly kind: 'pii';
       readonly entityTypes: readonly string[];
@@ -479,7 +479,7 @@ export interface SnapshotRuleScope {
   readonly parts: readonly RulePart[];
 }
 
-/** A custom rule engine the gateway calls with a signed envelope (see `data-plane/rules/engines`). */
+/** A custom rule engine the gateway calls with a signed envelope (see `schema/rules/engines`). */
 export interface SnapshotRuleEngine {
   readonly id: string;
   readonly name: string;

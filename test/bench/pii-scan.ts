@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createPiiScanner } from '../../data-plane/rules/pii/index.js';
+import { createPiiScanner } from '../../schema/rules/pii/index.js';
 
 const corpusFile = fileURLToPath(new URL('../corpus/pii/tuned.jsonl', import.meta.url));
 const corpus = readFileSync(corpusFile, 'utf8')

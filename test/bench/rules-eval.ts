@@ -21,8 +21,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { compileRuleSet, evaluateLeg, type LegCall } from '../../data-plane/rules/engine/index.js';
-import { ENTITY_TYPES } from '../../data-plane/rules/pii/index.js';
+import { compileRuleSet, evaluateLeg, type LegCall } from '../../schema/rules/engine/index.js';
+import { ENTITY_TYPES } from '../../schema/rules/pii/index.js';
 import type { RuleAction, SnapshotRule } from '../../schema/snapshot/index.js';
 
 const runsArg = process.argv.indexOf('--runs');

@@ -9,8 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createInjectionDetector } from '../../data-plane/rules/detectors/index.js';
-import { createPiiScanner, ENTITY_TYPES, type EntityType } from '../../data-plane/rules/pii/index.js';
+import { createInjectionDetector } from '../../schema/rules/detectors/index.js';
+import { createPiiScanner, ENTITY_TYPES, type EntityType } from '../../schema/rules/pii/index.js';
 import type { InjectionSample } from './injection/templates.js';
 import type { PiiSample } from './pii/templates.js';
 

@@ -7,8 +7,6 @@ const CONTROL_PLANE = fileURLToPath(new URL('../../control-plane/', import.meta.
 const DATA_PLANE = fileURLToPath(new URL('../../data-plane/', import.meta.url));
 /** The launcher is the one composition root allowed to run both planes in one process (DESIGN §2). */
 const COMPOSITION_ROOT = join(CONTROL_PLANE, 'cli');
-/** The rules library both planes run (see test/unit/rules/boundary.test.ts): testRule must match enforcement. */
-const SHARED_RULES = join(DATA_PLANE, 'rules');
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -17,15 +15,14 @@ function sources(dir: string): string[] {
 }
 
 describe('control-plane boundary', () => {
-  it('never imports the data plane outside the launcher, except its rules library', () => {
+  it('never imports the data plane outside the launcher', () => {
     const files = sources(CONTROL_PLANE).filter((file) => !file.startsWith(COMPOSITION_ROOT));
     expect(files.length).toBeGreaterThan(20);
     for (const file of files) {
       const specifiers = [...readFileSync(file, 'utf8').matchAll(/\b(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1]!);
       for (const specifier of specifiers) {
         const reachesDataPlane =
-          specifier.startsWith('#data-plane') ||
-          (specifier.startsWith('.') && resolve(dirname(file), specifier).startsWith(DATA_PLANE) && !resolve(dirname(file), specifier).startsWith(SHARED_RULES));
+          specifier.startsWith('#data-plane') || (specifier.startsWith('.') && resolve(dirname(file), specifier).startsWith(DATA_PLANE));
         expect(reachesDataPlane, `${relative(CONTROL_PLANE, file)} imports ${specifier}`).toBe(false);
       }
     }

@@ -5,7 +5,7 @@
  * payload matches none of them, so every rule scans every byte and changes nothing —
  * the cost of inspection itself.
  */
-import { ENTITY_TYPES } from '../../../data-plane/rules/pii/finding.js';
+import { ENTITY_TYPES } from '../../../schema/rules/pii/finding.js';
 import { CreateRuleDocument } from '../../../sdk/generated/graphql.js';
 import { unwrap } from '../../../sdk/unwrap.js';
 import type { ControlPlaneProcess } from './gatehouse.js';

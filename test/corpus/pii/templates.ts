@@ -1,4 +1,4 @@
-import type { EntityType } from '../../../data-plane/rules/pii/finding.js';
+import type { EntityType } from '../../../schema/rules/pii/finding.js';
 import * as v from './values.js';
 import { createRng, type Rng } from './rng.js';
 

@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RuleEngineClient } from '../../../data-plane/rules/engines/index.js';
+import { RuleEngineClient } from '../../../schema/rules/engines/index.js';
 import { engineFixture, evaluation, sendJson, snapshotSecrets, startEngineServer, type EngineServer, type Handler, type Received } from './engine-servers.js';
 
 const secrets = snapshotSecrets();

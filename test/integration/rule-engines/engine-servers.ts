@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { sealSnapshotSecret } from '../../../schema/snapshot/secrets.js';
 import type { SnapshotRuleEngine } from '../../../schema/snapshot/types.js';
-import { snapshotSecretOpener } from '../../../data-plane/rules/engines/index.js';
+import { snapshotSecretOpener } from '../../../schema/rules/engines/index.js';
 
 /** One request an engine server received, body as raw bytes (signatures cover the bytes). */
 export interface Received {

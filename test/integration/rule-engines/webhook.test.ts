@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RuleEngineClient, connectionTestEvaluation, verifyEngineSignature, type EngineEnvelope, type LookupFunction } from '../../../data-plane/rules/engines/index.js';
+import { RuleEngineClient, connectionTestEvaluation, verifyEngineSignature, type EngineEnvelope, type LookupFunction } from '../../../schema/rules/engines/index.js';
 import { SIGNING_SECRET, engineFixture, evaluation, sendJson, snapshotSecrets, startEngineServer, type EngineServer, type Handler } from './engine-servers.js';
 
 const secrets = snapshotSecrets();
@@ -348,7 +348,7 @@ describe('private destinations', () => {
       answers++;
       callback(null, [{ address: answers === 1 ? '93.184.216.34' : '127.0.0.1', family: 4 }]);
     };
-    const { assertPublicDestination } = await import('../../../data-plane/rules/engines/index.js');
+    const { assertPublicDestination } = await import('../../../schema/rules/engines/index.js');
     await expect(assertPublicDestination(`https://engine.example.com:${engine.port}/`, false, { lookup: rebinding })).resolves.toBeInstanceOf(URL);
     const c = client(engineFixture(secrets, { url: `https://engine.example.com:${engine.port}/`, allowPrivateNetwork: false }), secrets.open, {
       lookup: rebinding,

@@ -8,7 +8,7 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { SourceRule, SourceRuleEngine } from '../../../control-plane/snapshot/source.js';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
 import type { AuditedCall, AuditSink } from '../../../data-plane/audit/call-auditor.js';
-import { verifyEngineSignature, SIGNATURE_HEADER } from '../../../data-plane/rules/engines/index.js';
+import { verifyEngineSignature, SIGNATURE_HEADER } from '../../../schema/rules/engines/index.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
 import { sealSnapshotSecret, type RuleAction, type RuleDetection, type RuleHook, type RulePart } from '../../../schema/snapshot/index.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
-import { createInjectionDetector } from '../../../data-plane/rules/detectors/index.js';
+import { createInjectionDetector } from '../../../schema/rules/detectors/index.js';
 import { loadJsonl } from '../../corpus/evaluate.js';
 import type { InjectionSample } from '../../corpus/injection/templates.js';
 import { HASH_SALT, RulesGateway, engineRow, rpcError, startEngine, textOf, type EngineServer, type RuleSpec } from './harness.js';

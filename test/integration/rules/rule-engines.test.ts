@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SIGNATURE_HEADER, verifyEngineSignature } from '../../../data-plane/rules/engines/index.js';
+import { SIGNATURE_HEADER, verifyEngineSignature } from '../../../schema/rules/engines/index.js';
 import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.js';
 import { openSnapshotSecret, type GatewaySnapshot } from '../../../schema/snapshot/index.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';

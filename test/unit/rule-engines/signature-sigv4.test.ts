@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { signEngineBody, signSigV4, sigV4Parts, verifyEngineSignature } from '../../../data-plane/rules/engines/index.js';
-import { sha256Hex } from '../../../data-plane/rules/engines/sigv4.js';
+import { signEngineBody, signSigV4, sigV4Parts, verifyEngineSignature } from '../../../schema/rules/engines/index.js';
+import { sha256Hex } from '../../../schema/rules/engines/sigv4.js';
 
 describe('x-gatehouse-signature', () => {
   const secret = 'whsec_test';

@@ -5,7 +5,7 @@ import {
   checkDestinationUrl,
   refusedAddressReason,
   type LookupFunction,
-} from '../../../data-plane/rules/engines/index.js';
+} from '../../../schema/rules/engines/index.js';
 
 /** DNS answers for names outside this machine (the network is what we fake, not our code). */
 function fakeDns(table: Record<string, string[]>): LookupFunction {

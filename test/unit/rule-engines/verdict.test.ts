@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { validateModifiedPayload } from '../../../data-plane/rules/engines/index.js';
-import { collectStringLeaves, parseWebhookVerdict, replaceStringLeaves } from '../../../data-plane/rules/engines/verdict.js';
+import { validateModifiedPayload } from '../../../schema/rules/engines/index.js';
+import { collectStringLeaves, parseWebhookVerdict, replaceStringLeaves } from '../../../schema/rules/engines/verdict.js';
 import type { JsonValue } from '../../../schema/snapshot/types.js';
 
 const args = { path: '/etc/hosts', options: { recursive: true, depth: 2 }, tags: ['a', 'b'] };

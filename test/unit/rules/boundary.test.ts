@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const RULES = fileURLToPath(new URL('../../../data-plane/rules/', import.meta.url));
+const RULES = fileURLToPath(new URL('../../../schema/rules/', import.meta.url));
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -16,10 +16,10 @@ const PACKAGES = new Set(['re2', 'undici']);
 const SCHEMA = fileURLToPath(new URL('../../../schema/', import.meta.url));
 
 /**
- * `data-plane/rules/` is a library both planes run (the control plane's `testRule`, pattern
- * checks at save and engine test-connections must behave exactly as the data plane does),
- * so it depends on nothing of either plane: node builtins, two packages, the snapshot
- * contract and itself.
+ * `schema/rules/` is a library both planes run (the data plane enforces rules with it; the
+ * control plane's `testRule`, pattern checks at save and engine test-connections must behave
+ * exactly the same), so it lives in `schema/`, the one place the planes share, and depends
+ * on nothing of either plane: node builtins, two packages, the rest of `schema/` and itself.
  */
 describe('rules library', () => {
   it('imports only node: builtins, re2, undici, schema/ and itself', () => {

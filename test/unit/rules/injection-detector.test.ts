@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createInjectionDetector } from '../../../data-plane/rules/detectors/index.js';
+import { createInjectionDetector } from '../../../schema/rules/detectors/index.js';
 import { toTags } from '../../corpus/injection/templates.js';
 
 const detector = createInjectionDetector();

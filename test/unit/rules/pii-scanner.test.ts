@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createPiiScanner, ENTITY_TYPES, type EntityType } from '../../../data-plane/rules/pii/index.js';
-import { resolveOverlaps } from '../../../data-plane/rules/pii/pii-scanner.js';
+import { createPiiScanner, ENTITY_TYPES, type EntityType } from '../../../schema/rules/pii/index.js';
+import { resolveOverlaps } from '../../../schema/rules/pii/pii-scanner.js';
 
 const scanner = createPiiScanner();
 const found = (text: string, type?: EntityType) =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ibanChecksumValid, ipv4Valid, ipv6Groups, knownIin, luhnValid, shannonEntropy, ssnValid } from '../../../data-plane/rules/pii/validators.js';
+import { ibanChecksumValid, ipv4Valid, ipv6Groups, knownIin, luhnValid, shannonEntropy, ssnValid } from '../../../schema/rules/pii/validators.js';
 
 const digitsOf = (s: string) => Uint8Array.from(s.replace(/\D/g, ''), (c) => Number(c));
 const charsOf = (s: string) => Uint8Array.from(s.replace(/ /g, ''), (c) => c.charCodeAt(0));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_PATTERN_LENGTH, PatternError, checkPattern, compilePattern } from '../../../data-plane/rules/regex.js';
+import { MAX_PATTERN_LENGTH, PatternError, checkPattern, compilePattern } from '../../../schema/rules/regex.js';
 
 function refusal(pattern: string): PatternError {
   try {

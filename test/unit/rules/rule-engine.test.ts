@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
 import type { SnapshotRule } from '../../../schema/snapshot/index.js';
-import type { EngineVerdict } from '../../../data-plane/rules/engines/verdict.js';
+import type { EngineVerdict } from '../../../schema/rules/engines/verdict.js';
 import {
   compileRuleSet,
   evaluateLeg,
@@ -11,7 +11,7 @@ import {
   testRuleOnText,
   type LegCall,
   type RuleEngineCaller,
-} from '../../../data-plane/rules/engine/index.js';
+} from '../../../schema/rules/engine/index.js';
 import { ALERT, BLOCK, HASH, REDACT, engine, injection, maskKeeping, pii, regex, replaceWith, rule } from './rule-fixtures.js';
 
 const SALT = 'workspace-salt';

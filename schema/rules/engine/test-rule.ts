@@ -1,4 +1,4 @@
-import type { SnapshotRule } from '../../../schema/snapshot/index.js';
+import type { SnapshotRule } from '../../snapshot/index.js';
 import { rewriteSpans, spanRewriter } from './actions.js';
 import { compileFinder } from './finders.js';
 

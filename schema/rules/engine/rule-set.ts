@@ -1,5 +1,5 @@
 import RE2 from 're2';
-import { RULE_PARTS, type RuleHook, type RulePart, type SnapshotRule } from '../../../schema/snapshot/index.js';
+import { RULE_PARTS, type RuleHook, type RulePart, type SnapshotRule } from '../../snapshot/index.js';
 import type { EngineEvaluation, EngineVerdict } from '../engines/verdict.js';
 
 /** Options of one engine call: the call's cancellation and the MCP client's request headers. */
@@ -11,7 +11,7 @@ import { spanRewriter, type SpanRewriter } from './actions.js';
 import { compileFinder, type TextFinder } from './finders.js';
 
 /**
- * What the evaluator needs of a custom rule engine (`data-plane/rules/engines`): one
+ * What the evaluator needs of a custom rule engine (`schema/rules/engines`): one
  * call per evaluation, which never throws (network failures, timeouts and bad answers
  * come back as `error` verdicts).
  */

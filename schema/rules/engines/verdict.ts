@@ -1,4 +1,4 @@
-import type { FeatureType, JsonValue, RuleHook } from '../../../schema/snapshot/types.js';
+import type { FeatureType, JsonValue, RuleHook } from '../../snapshot/types.js';
 
 /** 16 MiB: the most the gateway sends to, or reads from, a rule engine. */
 export const DEFAULT_ENGINE_MAX_BYTES = 16 * 1024 * 1024;

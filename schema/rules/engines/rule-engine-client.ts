@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Agent, Dispatcher } from 'undici';
-import { SnapshotSecretError, openSnapshotSecret } from '../../../schema/snapshot/secrets.js';
-import type { EncryptedSecret, SnapshotRuleEngine } from '../../../schema/snapshot/types.js';
+import { SnapshotSecretError, openSnapshotSecret } from '../../snapshot/secrets.js';
+import type { EncryptedSecret, SnapshotRuleEngine } from '../../snapshot/types.js';
 import { EngineConfigurationError, type EngineAdapter, type OpenedEngine, type PreparedCall } from './adapter.js';
 import { bedrockAdapter } from './bedrock-adapter.js';
 import { lakeraAdapter } from './lakera-adapter.js';

@@ -1,4 +1,4 @@
-import type { RuleHook, RulePart } from '../../../schema/snapshot/index.js';
+import type { RuleHook, RulePart } from '../../snapshot/index.js';
 
 /**
  * Where content rules look in an MCP message, JSON-aware: only string *values* of the

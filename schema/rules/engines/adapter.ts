@@ -1,4 +1,4 @@
-import type { SnapshotRuleEngine } from '../../../schema/snapshot/types.js';
+import type { SnapshotRuleEngine } from '../../snapshot/types.js';
 import type { EngineEnvelope, EngineVerdict } from './verdict.js';
 
 /** One HTTP call an adapter wants made for one evaluation. */

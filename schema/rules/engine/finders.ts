@@ -1,4 +1,4 @@
-import type { RuleDetection } from '../../../schema/snapshot/index.js';
+import type { RuleDetection } from '../../snapshot/index.js';
 import { createInjectionDetector } from '../detectors/index.js';
 import { createPiiScanner, isEntityType, type EntityType } from '../pii/index.js';
 import { compilePattern } from '../regex.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RuleAction } from '../../../schema/snapshot/index.js';
+import type { RuleAction } from '../../snapshot/index.js';
 
 /** A span of one string value that a rule matched; `type` is the entity type, `REGEX` or `PROMPT_INJECTION`. */
 export interface Match {

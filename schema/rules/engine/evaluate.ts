@@ -1,5 +1,5 @@
-import type { AuditPolicyAction } from '../../../schema/audit/types.js';
-import type { JsonValue, RuleHook, SnapshotRule } from '../../../schema/snapshot/index.js';
+import type { AuditPolicyAction } from '../../audit/types.js';
+import type { JsonValue, RuleHook, SnapshotRule } from '../../snapshot/index.js';
 import type { EngineEvaluation } from '../engines/verdict.js';
 import { rewriteSpans, type Match } from './actions.js';
 import { DEFAULT_WALK_LIMITS, PartTooComplexError, partOf, type PartAccess, type Slot, type WalkLimits } from './parts.js';
