@@ -242,6 +242,20 @@ export class AuditStore {
   }
 }
 
+/**
+ * Stores entries the control plane writes itself (detector hits) in the caller's
+ * transaction, so they commit or roll back with what they record. No partition DDL runs
+ * here (it takes its own transaction, which on embedded PGlite would wait for this one):
+ * a day without a partition lands in `audit_entries_default`, whose rows move into the
+ * day's partition when {@link AuditStore.ensurePartitions} creates it. Idempotent on
+ * `(occurredAt, id)` like every insert; returns the number stored.
+ */
+export async function insertAuditEntriesIn(trx: Kysely<DB>, entries: readonly AuditEntry[]): Promise<number> {
+  if (entries.length === 0) return 0;
+  const result = await insertStatement(serializeEntries(entries), null, false).execute(trx);
+  return Number(result.numAffectedRows ?? 0n);
+}
+
 /** `YYYYMMDD` of a time's UTC day. */
 export function dayKey(at: Date): string {
   return at.toISOString().slice(0, 10).replaceAll('-', '');

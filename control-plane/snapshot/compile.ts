@@ -580,7 +580,9 @@ class Compiler {
       const pinnedHash = pins?.get(feature.name);
       const override = overrides?.get(feature.name);
       let withheld: WithheldReason | undefined;
-      if (pinnedHash !== undefined && pinnedHash !== feature.contentHash) withheld = 'PIN_MISMATCH';
+      // Precedence as in WITHHELD_REASONS (NAME_COLLISION is applied per gateway later).
+      if (feature.held === true) withheld = 'SERVER_HELD';
+      else if (pinnedHash !== undefined && pinnedHash !== feature.contentHash) withheld = 'PIN_MISMATCH';
       else if (feature.flagged) withheld = 'FLAGGED';
       // Unset fields stay absent (not undefined-valued) and keys stay in canonical order.
       if (pinnedHash === undefined && withheld === undefined && override === undefined) {

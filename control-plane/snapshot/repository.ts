@@ -103,13 +103,14 @@ export async function loadSnapshotSource(db: Kysely<DB>, workspaceId: string, se
     servers: servers.map((server) => toSourceServer(server, sharedIdentityOf.get(server.id) ?? null, sealer)),
     containers: containers.map((c) => ({ id: c.id, name: c.name, disabled: c.disabled })),
     containerMembers: members.map((m) => ({ containerId: m.container_id, serverId: m.server_id })),
-    // Flagged: tool poisoning, or a server held for review (anti-mimicry) withholds all its features.
+    // Flagged: tool poisoning. Held: a server held for review (anti-mimicry) withholds all its features.
     discoveredFeatures: features.map((f) => ({
       serverId: f.server_id,
       featureType: FEATURE_TYPE_OF[f.kind],
       name: f.name,
       contentHash: f.hash,
-      flagged: f.threat_state === 'flagged' || unreviewed.has(f.server_id),
+      flagged: f.threat_state === 'flagged',
+      ...(unreviewed.has(f.server_id) && { held: true }),
     })),
     gateways: gateways.map((g) => ({
       id: g.id,

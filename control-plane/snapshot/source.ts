@@ -119,6 +119,8 @@ export interface SourceDiscoveredFeature {
   readonly contentHash: string;
   /** Discovery judged the definition suspicious (tool poisoning); withheld until cleared. */
   readonly flagged: boolean;
+  /** The server is held for review (anti-mimicry); every feature of it is withheld as `SERVER_HELD` until it is approved. Absent: false. */
+  readonly held?: boolean;
 }
 
 export interface SourceGateway {

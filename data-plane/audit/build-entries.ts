@@ -167,12 +167,20 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   const refusal = call.refusal;
   let stage: StageInfo | undefined;
   let refusalCode: string | undefined;
+  /** Why a withheld feature was refused (`error.data.reason`: PIN_MISMATCH, FLAGGED, SERVER_HELD, NAME_COLLISION). */
+  let withheldReason: string | undefined;
   if (refusal) {
     refusalCode = refusal.code;
     stage = isStageRefusal(refusal) ? (STAGE_BY_CODE[refusal.code] ?? { stage: refusal.stage, status: 'blocked', alert: false }) : STAGE_BY_CODE[refusal.code];
   } else if (answerError) {
     refusalCode = typeof answerError.data?.code === 'string' ? answerError.data.code : undefined;
     stage = refusalCode === undefined ? undefined : STAGE_BY_CODE[refusalCode];
+    if (refusalCode === 'WITHHELD' && typeof answerError.data?.reason === 'string') {
+      withheldReason = answerError.data.reason;
+      // Only a pin mismatch (a rug pull) asks for an alert per refused call; the detectors
+      // that hold or flag a feature raised theirs when they did.
+      stage = { ...stage!, alert: withheldReason === 'PIN_MISMATCH' };
+    }
   }
   if (!stage && call.statusCode >= 400 && call.statusCode < 500) stage = INPUT_STAGE;
 
@@ -203,7 +211,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
       ruleId: `stage:${stage.stage}`,
       ruleName: STAGE_NAMES[stage.stage] ?? stage.stage,
       action: 'refuse',
-      findings: refusalCode ? [clip(refusalCode, L.name)] : [`http_${call.statusCode}`],
+      findings: refusalCode ? [clip(refusalCode, L.name), ...(withheldReason ? [clip(withheldReason, L.name)] : [])] : [`http_${call.statusCode}`],
       ...(errorMessage ? { detail: clip(errorMessage, L.detail) } : {}),
       alert: stage.alert,
     };
@@ -313,7 +321,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
 
 interface Answer {
   readonly result?: unknown;
-  readonly error?: { readonly code?: unknown; readonly message?: unknown; readonly data?: { readonly code?: unknown } };
+  readonly error?: { readonly code?: unknown; readonly message?: unknown; readonly data?: { readonly code?: unknown; readonly reason?: unknown } };
 }
 
 function parseAnswer(text: string | undefined): Answer | undefined {

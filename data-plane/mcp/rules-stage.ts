@@ -110,7 +110,7 @@ export class RulesRuntime {
       async response(target, result) {
         const outcome = await evaluateLeg(set, legCall(target, 'response'), result as Record<string, unknown>);
         if (!outcome.blocked) return outcome.message as typeof result;
-        // Tool results have an error form the model reads; prompts and resources do not.
+        // Tool results have an error form the model reads; prompts, resources and completions do not.
         if (target.method === 'tools/call') return blockedToolResult(outcome.rule, outcome.failedClosed ? outcome.message : undefined) as typeof result;
         throw blockError(outcome, 'response');
       },

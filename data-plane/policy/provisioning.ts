@@ -12,10 +12,12 @@ export interface RoutedFeature {
 /** Tells whether the upstream currently lists a pinned feature with another definition. */
 export type LivePinCheck = (exposed: ExposedFeature) => boolean;
 
-const WITHHELD_WHY: { readonly [R in WithheldReason]: string } = {
-  PIN_MISMATCH: 'its definition changed since it was pinned; an admin must review and re-approve it',
-  FLAGGED: 'discovery flagged its definition as suspicious; an admin must review and clear it',
-  NAME_COLLISION: 'more than one server on this gateway exposes that name; an admin must set a namespace prefix or deprovision one',
+const WITHHELD_WHY: { readonly [R in WithheldReason]: (serverName: string) => string } = {
+  PIN_MISMATCH: () => 'its definition changed since it was pinned; an admin must review and re-approve it',
+  FLAGGED: () => 'discovery flagged its definition as suspicious; an admin must review and clear it',
+  NAME_COLLISION: () => 'more than one server on this gateway exposes that name; an admin must set a namespace prefix or deprovision one',
+  SERVER_HELD: (serverName) =>
+    `its server "${serverName}" is held pending admin approval as a possible impersonation of another server (its name or URL resembles one already registered)`,
 };
 
 /**
@@ -65,7 +67,7 @@ function check(
   const slug = gateway.gateway.slug;
   const withheld = exposed.feature.withheld ?? (livePinMismatch(exposed) ? 'PIN_MISMATCH' : undefined);
   if (withheld) {
-    return refuse('WITHHELD', 200, `${noun} "${name}" is withheld on gateway "${slug}": ${WITHHELD_WHY[withheld]}`, {
+    return refuse('WITHHELD', 200, `${noun} "${name}" is withheld on gateway "${slug}": ${WITHHELD_WHY[withheld](exposed.entry.assignment.serverName)}`, {
       detail: { reason: withheld },
     });
   }

@@ -24,7 +24,7 @@ export interface AuditPolicyAction {
   /** Rule id, or `detector:<name>` / `stage:<name>` for built-in stages (rate limit, auth, provisioning). */
   readonly ruleId: string;
   readonly ruleName: string;
-  /** block, redact, replace, mask, hash, alert_only, refuse (a pipeline stage refused the call). */
+  /** block, redact, replace, mask, hash, alert_only, refuse (a pipeline stage refused the call); withhold, hold (a detector entry, AUDIT.md). */
   readonly action: string;
   /** Entity types or detector names that matched, never the matched text. */
   readonly findings: readonly string[];

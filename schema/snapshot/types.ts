@@ -210,6 +210,9 @@ export interface SnapshotFeature {
  *   under the same `name` (discovery drift: an upstream added a name another assignment
  *   already exposes). Every feature claiming the name is withheld, so neither upstream
  *   can capture calls meant for the other; an admin resolves it with a prefix or provisioning.
+ * - `SERVER_HELD`: the feature's server is held for review (anti-mimicry: its name or URL
+ *   passes for another server of the workspace); every feature of it is withheld until an
+ *   admin approves the server.
  * - `PIN_MISMATCH`: discovery saw a definition whose hash differs from the pinned one;
  *   an admin must re-approve it.
  * - `FLAGGED`: discovery flagged the definition as suspicious (tool poisoning); an admin
@@ -217,10 +220,10 @@ export interface SnapshotFeature {
  *
  * When several apply, the first in this list wins.
  */
-export type WithheldReason = 'NAME_COLLISION' | 'PIN_MISMATCH' | 'FLAGGED';
+export type WithheldReason = 'NAME_COLLISION' | 'SERVER_HELD' | 'PIN_MISMATCH' | 'FLAGGED';
 
 /** Every {@link WithheldReason}, in precedence order. */
-export const WITHHELD_REASONS = ['NAME_COLLISION', 'PIN_MISMATCH', 'FLAGGED'] as const satisfies readonly WithheldReason[];
+export const WITHHELD_REASONS = ['NAME_COLLISION', 'SERVER_HELD', 'PIN_MISMATCH', 'FLAGGED'] as const satisfies readonly WithheldReason[];
 
 /** Rewrites of what clients are told about a feature, to correct it or to cut tokens. */
 export interface SnapshotMetadataOverrides {
@@ -411,7 +414,9 @@ export const RULE_HOOKS = ['request', 'response'] as const satisfies readonly Ru
  * Which part of the traffic a rule scans. Request leg: `toolArguments` (tools/call
  * arguments), `promptArguments` (prompts/get arguments). Response leg: `toolResults`
  * (tools/call content and structuredContent), `resourceContents` (resources/read text),
- * `promptMessages` (prompts/get messages).
+ * `promptMessages` (prompts/get messages). `completion/complete` is scanned as the feature
+ * it completes: a prompt argument's value and context as `promptArguments`, the suggested
+ * values as `promptMessages` (prompt) or `resourceContents` (resource template).
  */
 export type RulePart = 'toolArguments' | 'promptArguments' | 'toolResults' | 'resourceContents' | 'promptMessages';
 export const RULE_PARTS = ['toolArguments', 'promptArguments', 'toolResults', 'resourceContents', 'promptMessages'] as const satisfies readonly RulePart[];

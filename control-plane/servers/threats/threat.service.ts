@@ -10,6 +10,7 @@ import type { FeatureDiff } from '../feature-hash.js';
 import type { FeatureKind, ServerFeatureRow, ServerRow } from '../server.table.js';
 import { detectMimicry, type MimicryFinding } from './mimicry.js';
 import { createPoisoningDetector, type OtherServerTool, type PoisoningDetector, type ThreatReason } from './poisoning.js';
+import { auditFeatureFlagged, auditPinsBroken, auditServerHeld, type BrokenPin } from './threat-audit.js';
 
 /**
  * Threat detection in the control plane, at the two moments a server tells us something
@@ -17,9 +18,10 @@ import { createPoisoningDetector, type OtherServerTool, type PoisoningDetector, 
  * registration (anti-mimicry). See README.md in this folder for the rules and decisions.
  *
  * Every hit is written in the caller's transaction: the verdict on the row, a workspace
- * event (`threat.poisoning_suspected`, `threat.mimicry_suspected`), an alert when an
- * {@link AlertService} is wired, and the `onThreat` callback. The workspace event makes the
- * snapshot publisher recompile, which withholds what was flagged.
+ * event (`threat.poisoning_suspected`, `threat.mimicry_suspected`), a `policy_action` audit
+ * entry (`threat-audit.ts`; rug pulls too), an alert when an {@link AlertService} is wired,
+ * and the `onThreat` callback. The workspace event makes the snapshot publisher recompile,
+ * which withholds what was flagged.
  */
 
 export type ThreatType = 'POISONING_SUSPECTED' | 'MIMICRY_SUSPECTED';
@@ -120,6 +122,7 @@ export class ThreatService {
    */
   async screenDiscovery(trx: Kysely<DB>, server: ServerRow, actor: string, runId: string, diff: FeatureDiff): Promise<DiscoveryScreening> {
     const workspaceId = server.workspace_id;
+    await this.auditBrokenPins(trx, server, runId, diff.changed);
     for (const { previous, current } of diff.changed) {
       await trx
         .updateTable('server_features')
@@ -189,6 +192,44 @@ export class ThreatService {
     }
     const flaggedElsewhere = await this.rescanMentions(trx, server, actor, runId, addedTools, workspaceTools);
     return { flagged, flaggedElsewhere };
+  }
+
+  /**
+   * Rug pulls: pins of features this discovery saw change whose approved hash differs from
+   * the new one. Each is withheld on its gateway (the snapshot compiles `PIN_MISMATCH`);
+   * one audit entry per pin, in one statement each way.
+   */
+  private async auditBrokenPins(trx: Kysely<DB>, server: ServerRow, runId: string, changed: FeatureDiff['changed']): Promise<void> {
+    if (changed.length === 0) return;
+    const rows = await trx
+      .selectFrom('assignment_pins as p')
+      .innerJoin('assignments as a', (j) => j.onRef('a.id', '=', 'p.assignment_id').onRef('a.workspace_id', '=', 'p.workspace_id'))
+      .innerJoin('gateways as g', (j) => j.onRef('g.id', '=', 'a.gateway_id').onRef('g.workspace_id', '=', 'a.workspace_id'))
+      .select(['p.assignment_id', 'p.kind', 'p.name', 'p.pinned_hash', 'a.namespace_prefix', 'g.id as gateway_id', 'g.slug as gateway_slug'])
+      .where('p.workspace_id', '=', server.workspace_id)
+      .where('p.server_id', '=', server.id)
+      .where((eb) => eb.or(changed.map(({ current: f }) => eb.and([eb('p.kind', '=', f.kind), eb('p.name', '=', f.name)]))))
+      .orderBy('g.slug')
+      .orderBy('p.assignment_id')
+      .execute();
+    const hashOf = new Map(changed.map(({ current: f }) => [`${f.kind}\u0000${f.name}`, f.hash]));
+    const pins: BrokenPin[] = [];
+    for (const row of rows) {
+      const currentHash = hashOf.get(`${row.kind}\u0000${row.name}`);
+      if (currentHash === undefined || currentHash === row.pinned_hash) continue;
+      pins.push({
+        assignmentId: row.assignment_id,
+        gatewayId: row.gateway_id,
+        gatewaySlug: row.gateway_slug,
+        namespacePrefix: row.namespace_prefix,
+        kind: row.kind,
+        name: row.name,
+        pinnedHash: row.pinned_hash,
+        currentHash,
+      });
+    }
+    if (pins.length === 0) return;
+    await auditPinsBroken(trx, { workspaceId: server.workspace_id, runId, serverId: server.id, serverName: server.name, pins, alert: this.alerts !== undefined });
   }
 
   /** Every tool of the workspace with its server's name, in one statement. */
@@ -292,6 +333,17 @@ export class ThreatService {
       reasons: hit.reasons.map((r) => ({ code: r.code, rule: r.rule, field: r.field, message: r.message, excerpt: r.excerpt })),
     };
     await recordWorkspaceEvent(trx, row.workspace_id, actor, { type: 'threat.poisoning_suspected', subjectType: 'Server', subjectId: serverId, details });
+    await auditFeatureFlagged(trx, {
+      workspaceId: row.workspace_id,
+      runId: hit.runId,
+      serverId,
+      serverName,
+      kind: hit.kind,
+      name: hit.name,
+      score: hit.score,
+      reasons: hit.reasons,
+      alert: this.alerts !== undefined,
+    });
     const top = hit.reasons[0];
     await this.notify(trx, row.workspace_id, actor, {
       type: 'POISONING_SUSPECTED',
@@ -345,6 +397,7 @@ export class ThreatService {
     });
     const details = { serverId: row.id, name: row.name, url: row.url, findings: findings.map(toDetail) };
     await recordWorkspaceEvent(trx, row.workspace_id, actor, { type: 'threat.mimicry_suspected', subjectType: 'Server', subjectId: row.id, details });
+    await auditServerHeld(trx, { workspaceId: row.workspace_id, serverId: row.id, serverName: row.name, findings, alert: this.alerts !== undefined });
     await this.notify(trx, row.workspace_id, actor, {
       type: 'MIMICRY_SUSPECTED',
       subject: `Server ${row.name} looks like server ${findings[0]!.serverName} (${findings[0]!.code}); held for review`,

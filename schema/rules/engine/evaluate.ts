@@ -45,7 +45,7 @@ export const MODIFY_ACTION = 'modify';
  * may replace it. Whatever acts is reported, with entity types but never matched text.
  */
 export async function evaluateLeg(set: CompiledRuleSet, call: LegCall, message: Record<string, unknown>): Promise<LegOutcome> {
-  const part = partOf(call.method, call.leg);
+  const part = partOf(call.method, call.leg, call.envelope.feature.type);
   if (part === undefined) return { blocked: false, message };
   const legRules = set.forLeg(call.leg, part.part);
   if (legRules.rules.length === 0) return { blocked: false, message };

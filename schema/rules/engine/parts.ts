@@ -1,4 +1,4 @@
-import type { RuleHook, RulePart } from '../../snapshot/index.js';
+import type { FeatureType, RuleHook, RulePart } from '../../snapshot/index.js';
 
 /**
  * Where content rules look in an MCP message, JSON-aware: only string *values* of the
@@ -304,8 +304,112 @@ const promptMessages: PartAccess = {
 const toolArguments = argumentsAccess('toolArguments', false);
 const promptArguments = argumentsAccess('promptArguments', true);
 
-/** The part a leg of a method scans, or undefined when rules have nothing to read there. */
-export function partOf(method: string, leg: RuleHook): PartAccess | undefined {
+/**
+ * `completion/complete` of a prompt argument, request leg: the value being completed
+ * (`params.argument.value`) and the arguments already given (`params.context.arguments`)
+ * are prompt arguments the user is typing, so prompt-argument rules read them. Engines get
+ * them as one arguments object, as for `prompts/get` (`{ ...context.arguments,
+ * [argument.name]: argument.value }`); a `modify` writes the argument's key back to
+ * `argument.value` (absent: the empty string) and the other keys the context had back to
+ * the context.
+ */
+const promptCompletionArgument: PartAccess = {
+  part: 'promptArguments',
+  payload(params) {
+    const argument = isRecord(params.argument) ? params.argument : {};
+    const context = isRecord(params.context) && isRecord(params.context.arguments) ? params.context.arguments : {};
+    return typeof argument.name === 'string' ? { ...context, [argument.name]: argument.value } : { ...context };
+  },
+  replacePayload(params, payload) {
+    const given = payload as Record<string, unknown>;
+    let next = params;
+    const argument = params.argument;
+    if (isRecord(argument) && typeof argument.name === 'string') {
+      const value = typeof given[argument.name] === 'string' ? given[argument.name] : '';
+      next = { ...next, argument: { ...argument, value } };
+    }
+    const context = params.context;
+    if (isRecord(context) && isRecord(context.arguments)) {
+      const skip = isRecord(argument) ? argument.name : undefined;
+      const args: Record<string, unknown> = {};
+      for (const key of Object.keys(context.arguments)) if (key !== skip && typeof given[key] === 'string') args[key] = given[key];
+      next = { ...next, context: { ...context, arguments: args } };
+    }
+    return next;
+  },
+  checkPayload(payload) {
+    if (!isRecord(payload)) return 'arguments must be a JSON object';
+    if (Object.values(payload).some((v) => typeof v !== 'string')) return 'prompt arguments must all be strings';
+    return undefined;
+  },
+  extract(params, limits) {
+    const out: Slot[] = [];
+    const chars = { n: 0 };
+    const { argument, context } = params;
+    if (isRecord(argument) && argument.value !== undefined) collectStrings(argument.value, typeof argument.name === 'string' ? argument.name : '', out, limits, chars);
+    if (isRecord(context) && context.arguments !== undefined) collectStrings(context.arguments, '', out, limits, chars);
+    return out;
+  },
+  rebuild(params, values) {
+    const cursor = { i: 0 };
+    let next = params;
+    const { argument, context } = params;
+    if (isRecord(argument) && argument.value !== undefined) {
+      const value = replaceStrings(argument.value, values, cursor);
+      if (value !== argument.value) next = { ...next, argument: { ...argument, value } };
+    }
+    if (isRecord(context) && context.arguments !== undefined) {
+      const args = replaceStrings(context.arguments, values, cursor);
+      if (args !== context.arguments) next = { ...next, context: { ...context, arguments: args } };
+    }
+    return next;
+  },
+};
+
+/**
+ * `completion/complete` results, response leg: the suggested values
+ * (`result.completion.values`). They come from the server of the prompt or resource the
+ * completion is for, so they are scanned as that server's answer: `promptMessages` for a
+ * prompt argument, `resourceContents` for a resource (template) argument. Engines get the
+ * whole result.
+ */
+function completionValues(part: RulePart): PartAccess {
+  return {
+    part,
+    payload: (result) => result,
+    replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+    checkPayload(payload) {
+      if (!isRecord(payload) || !isRecord(payload.completion)) return 'a completion result must be an object with a "completion" object';
+      const { values } = payload.completion;
+      if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) return 'completion "values" must be an array of strings';
+      if (values.length > MAX_COMPLETION_VALUES) return `completion "values" must hold at most ${MAX_COMPLETION_VALUES} items`;
+      return undefined;
+    },
+    extract(result, limits) {
+      const out: Slot[] = [];
+      if (isRecord(result.completion) && result.completion.values !== undefined) collectStrings(result.completion.values, '', out, limits, { n: 0 });
+      return out;
+    },
+    rebuild(result, values) {
+      const completion = result.completion;
+      if (!isRecord(completion) || completion.values === undefined) return result;
+      const next = replaceStrings(completion.values, values, { i: 0 });
+      return next === completion.values ? result : { ...result, completion: { ...completion, values: next } };
+    },
+  };
+}
+
+/** The MCP spec's cap on `completion.values`. */
+const MAX_COMPLETION_VALUES = 100;
+const promptCompletionValues = completionValues('promptMessages');
+const resourceCompletionValues = completionValues('resourceContents');
+
+/**
+ * The part a leg of a method scans, or undefined when rules have nothing to read there.
+ * `featureType` is the type of the feature the call routed to (for `completion/complete`:
+ * `prompts` for a prompt argument, a resource or template type otherwise).
+ */
+export function partOf(method: string, leg: RuleHook, featureType?: FeatureType): PartAccess | undefined {
   switch (method) {
     case 'tools/call':
       return leg === 'request' ? toolArguments : toolResults;
@@ -313,6 +417,10 @@ export function partOf(method: string, leg: RuleHook): PartAccess | undefined {
       return leg === 'request' ? promptArguments : promptMessages;
     case 'resources/read':
       return leg === 'response' ? resourceContents : undefined;
+    case 'completion/complete':
+      // A resource template variable is part of a URI, which no request-leg part covers (resources/read URIs are not scanned either).
+      if (featureType === 'prompts') return leg === 'request' ? promptCompletionArgument : promptCompletionValues;
+      return leg === 'response' ? resourceCompletionValues : undefined;
     default:
       return undefined;
   }

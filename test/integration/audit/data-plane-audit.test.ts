@@ -168,7 +168,7 @@ describe('audit legs recorded by the data plane', () => {
     expect(leg(withheld, 'client_response')).toMatchObject({
       status: 'blocked',
       errorCode: -32602,
-      policyActions: [{ ruleId: 'stage:provisioning', action: 'refuse', findings: ['WITHHELD'], alert: true }],
+      policyActions: [{ ruleId: 'stage:provisioning', action: 'refuse', findings: ['WITHHELD', 'PIN_MISMATCH'], alert: true }],
     });
     expect(leg(withheld, 'policy_action')).toMatchObject({ status: 'blocked', policyActions: [{ ruleId: 'stage:provisioning' }] });
     expect(leg(byFeature.get('nope')!, 'client_response')).toMatchObject({ status: 'blocked', policyActions: [{ ruleId: 'stage:provisioning', findings: ['NOT_PROVISIONED'], alert: false }] });

@@ -20,7 +20,7 @@ export const HASH_SALT = 'e2e-rule-salt';
 export const SIGNING_SECRET = 'e2e-engine-signing-secret';
 const UPSTREAM = fileURLToPath(new URL('./rules-upstream.ts', import.meta.url));
 
-/** The fixture upstream's tools, prompt and resources, exposed on gateway `eng` with prefix `fx`. */
+/** The fixture upstream's tools, prompt, resources and resource template, exposed on gateway `eng` with prefix `fx`. */
 const TOOLS = ['echo', 'echo_json', 'last_received', 'profile', 'fetch_page', 'big', 'binary'];
 
 export interface RuleSpec {
@@ -172,6 +172,7 @@ export class RulesGateway {
             { serverId: 'srv-rules', featureType: 'prompts', name: 'summarize', contentHash: 'a'.repeat(64), flagged: false },
             { serverId: 'srv-rules', featureType: 'resources', name: 'doc://customers', contentHash: 'a'.repeat(64), flagged: false },
             { serverId: 'srv-rules', featureType: 'resources', name: 'doc://logo', contentHash: 'a'.repeat(64), flagged: false },
+            { serverId: 'srv-rules', featureType: 'resourceTemplates', name: 'doc://customer/{id}', contentHash: 'a'.repeat(64), flagged: false },
           ];
           source.assignments = [
             {

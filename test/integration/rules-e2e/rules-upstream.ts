@@ -9,9 +9,14 @@
  * - `fetch_page {url}`: a web page with an indirect (second-order) prompt injection;
  * - `big {kib}`: `kib` KiB of text with an email address every 4 KiB;
  * - `binary`: an image, an audio clip and an embedded binary resource, plus a text block;
- * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob).
+ * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob);
+ * - completions of `summarize`'s `topic` and of template `doc://customer/{id}`'s `id`: the
+ *   first value is the value received (so a test sees what reached the upstream), then the
+ *   context arguments received, as JSON, when there are any, then a suggestion with an
+ *   email address in it.
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import * as z from 'zod';
 import { CUSTOMER_TEXT, PAGE_WITH_INJECTION } from './upstream-content.js';
@@ -57,7 +62,14 @@ server.registerTool('binary', { description: 'Binary content' }, async () => ({
   ],
 }));
 
-server.registerPrompt('summarize', { description: 'Summarize a topic', argsSchema: { topic: z.string() } }, async ({ topic }) => ({
+/** What a completion answers: the value it received, the context it received, and a suggestion carrying PII. */
+const suggestions = (value: string, context?: { arguments?: Record<string, string> }): string[] => [
+  value,
+  ...(context?.arguments && Object.keys(context.arguments).length > 0 ? [JSON.stringify(context.arguments)] : []),
+  `${value} accounts of ada@example.com`,
+];
+
+server.registerPrompt('summarize', { description: 'Summarize a topic', argsSchema: { topic: completable(z.string(), suggestions) } }, async ({ topic }) => ({
   messages: [{ role: 'user', content: { type: 'text', text: `Summarize ${topic}. Send questions to ada@example.com.` } }],
 }));
 
@@ -68,6 +80,13 @@ server.registerResource('customers', 'doc://customers', { mimeType: 'text/plain'
 server.registerResource('logo', 'doc://logo', { mimeType: 'image/png' }, async (uri) => ({
   contents: [{ uri: uri.href, mimeType: 'image/png', blob: Buffer.from('ada@example.com').toString('base64') }],
 }));
+
+server.registerResource(
+  'customer',
+  new ResourceTemplate('doc://customer/{id}', { list: undefined, complete: { id: suggestions } }),
+  { mimeType: 'text/plain' },
+  async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: CUSTOMER_TEXT }] }),
+);
 
 process.stdin.once('end', () => {
   void server.close().finally(() => process.exit(0));

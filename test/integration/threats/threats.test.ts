@@ -404,7 +404,7 @@ describe('anti-mimicry at registration', () => {
     expect((await assign()).assignServer.__typename).toBe('AssignServerSuccess');
   }, 30_000);
 
-  it('takes an assigned server that is renamed to mimic another out of the data plane (all features FLAGGED) until approved', async () => {
+  it('takes an assigned server that is renamed to mimic another out of the data plane (all features SERVER_HELD) until approved', async () => {
     const echo = await createServer({ name: 'Echoes', managed: { launch: 'STDIO', ...fixtureCommand('echo-server') } });
     await discover(echo.id);
     const { token } = await gatewayWith('echoes', echo.id, 'e');
@@ -416,9 +416,10 @@ describe('anti-mimicry at registration', () => {
     // It also resembles the held `gіthub`; the oldest server it resembles is named first.
     expect(renamed.updateServer.server).toMatchObject({ reviewState: 'PENDING_REVIEW', resembles: { name: 'GitHub' } });
     expect(renamed.updateServer.server.threatReasons[0]).toMatchObject({ code: 'SIMILAR_NAME', relatedServer: { name: 'GitHub' } });
-    await dataPlaneSnapshot((s) => featureOf(s, 'echoes', 'tools', 'e__echo')?.withheld === 'FLAGGED');
+    await dataPlaneSnapshot((s) => featureOf(s, 'echoes', 'tools', 'e__echo')?.withheld === 'SERVER_HELD');
     const refused = await rpcError(client.callTool({ name: 'e__echo', arguments: { text: 'during' } }));
-    expect(refused.data).toMatchObject({ code: 'WITHHELD', reason: 'FLAGGED' });
+    expect(refused.data).toMatchObject({ code: 'WITHHELD', reason: 'SERVER_HELD' });
+    expect(refused.message).toContain('is held pending admin approval as a possible impersonation of another server');
     expect((await client.listTools()).tools).toEqual([]);
 
     await gql(`mutation($id: ID!) { approveServer(id: $id) { __typename } }`, { id: echo.id });
