@@ -19,7 +19,7 @@ export interface AuditShipperOptions {
   readonly flushIntervalMs?: number;
   /** Entries per batch, and the buffered count that triggers a flush at once. Default 1000 (at most 5000). */
   readonly batchEntries?: number;
-  /** Estimated size of one batch at most (bodies make entries large). Default 8 MiB. */
+  /** Estimated size of one batch at most (bodies make entries large; serializing one holds the event loop). Default 1 MiB. */
   readonly maxBatchBytes?: number;
   /** Batches in flight at once. Default 2. */
   readonly concurrency?: number;
@@ -63,6 +63,9 @@ export function dataPlaneInstanceName(): string {
  * warning at most every 10 s, and the next batch tells the control plane how many were
  * lost (`droppedEntries`). Nothing here ever blocks or fails a call.
  */
+/** Longest stretch the flush builds entries before it yields the event loop to calls. */
+const BUILD_SLICE_MS = 2;
+
 export class AuditShipper implements AuditSink {
   readonly capacity: number;
   readonly stats: AuditShipperStats = { shipped: 0, dropped: 0, failures: 0 };
@@ -113,7 +116,7 @@ export class AuditShipper implements AuditSink {
     this.#flushIntervalMs = positive('flushIntervalMs', options.flushIntervalMs, 200);
     this.#batchEntries = positive('batchEntries', options.batchEntries, 1000);
     if (this.#batchEntries > MAX_AUDIT_BATCH_ENTRIES) throw new TypeError(`audit shipper option "batchEntries" must be at most ${MAX_AUDIT_BATCH_ENTRIES}`);
-    this.#maxBatchBytes = positive('maxBatchBytes', options.maxBatchBytes, 8 * 1024 * 1024);
+    this.#maxBatchBytes = positive('maxBatchBytes', options.maxBatchBytes, 1024 * 1024);
     this.#concurrency = positive('concurrency', options.concurrency, 2);
     this.#initialDelayMs = positive('initialRetryDelayMs', options.initialRetryDelayMs, 100);
     this.#maxDelayMs = Math.max(positive('maxRetryDelayMs', options.maxRetryDelayMs, 10_000), this.#initialDelayMs);
@@ -235,20 +238,32 @@ export class AuditShipper implements AuditSink {
       await this.#deps.tokens.ready();
       this.#tokensLoaded = true;
     }
-    while (this.#calls.length > 0) {
-      const chunk = this.#calls.splice(0, 200);
-      for (const { call, legs } of chunk) {
-        this.#callEntries -= legs;
-        try {
-          for (const entry of buildCallEntries(call, this.#deps)) this.#pending.push(entry);
-        } catch (error) {
-          this.#drop(legs, 'rejected');
-          this.#logger.error({ err: error, correlationId: call.correlationId }, 'building the audit entries of a call failed');
-        }
+    // Build in slices of at most BUILD_SLICE_MS, yielding the event loop between them, so
+    // a flush never holds up the calls in flight for longer than that.
+    // Only the calls buffered now: calls that finish meanwhile wait for the next flush,
+    // so a steady stream of them cannot keep this one from shipping.
+    let remaining = this.#calls.length;
+    let sliceStart = performance.now();
+    let taken = 0;
+    while (remaining > 0) {
+      remaining -= 1;
+      const { call, legs } = this.#calls[taken]!;
+      taken += 1;
+      this.#callEntries -= legs;
+      try {
+        for (const entry of buildCallEntries(call, this.#deps)) this.#pending.push(entry);
+      } catch (error) {
+        this.#drop(legs, 'rejected');
+        this.#logger.error({ err: error, correlationId: call.correlationId }, 'building the audit entries of a call failed');
       }
-      // Give calls the event loop between chunks.
-      if (this.#calls.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (remaining > 0 && performance.now() - sliceStart >= BUILD_SLICE_MS) {
+        this.#calls.splice(0, taken);
+        taken = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
+    this.#calls.splice(0, taken);
   }
 
   #dispatch(): void {

@@ -163,18 +163,21 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
 
     // Calls that may produce interim messages answer on an SSE stream when the client takes one.
     const streamed = STREAMED_METHODS.has(message.method);
-    const stream = streamed && acceptsEventStream(req.headers.accept) ? new SseStream(res) : undefined;
+    // Deferred: the stream starts with the first interim message; a call with none is answered as JSON.
+    const stream = streamed && acceptsEventStream(req.headers.accept) ? new SseStream(res, {}, { deferred: true }) : undefined;
     const call = calls.begin(session.id, message.id);
     const onGone = () => call.abort();
     res.once('close', onGone);
     const meta = message.params?._meta;
     const progressToken = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>).progressToken : undefined;
     const reply = (body: string) => {
-      callAudit(res)?.responded(body); // [audit]
-      if (stream) {
-        stream.send(body);
-        stream.end();
-      } else sendJson(res, 200, body);
+      if (stream?.started) {
+        callAudit(res)?.responded(body); // [audit]
+        stream.finish(body);
+      } else {
+        stream?.release();
+        sendJson(res, 200, body);
+      }
     };
     try {
       const result = await routeRequest(message.method, message.params, {
@@ -203,7 +206,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     } catch (error) {
       if (call.signal.aborted) {
         // Cancelled by the client (or it went away): no answer is expected.
-        if (stream) stream.end();
+        if (stream?.started) stream.end();
         else if (!res.writableEnded && !res.destroyed) sendJson(res, 200, errorMessage(message.id, { code: REQUEST_CANCELLED, message: 'the request was cancelled' }));
         return;
       }

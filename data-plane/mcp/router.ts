@@ -153,15 +153,21 @@ async function forward(
 ): Promise<Result> {
   if (!routed.ok) throw new RpcError(routed.rpcCode, routed.message, { code: routed.code, ...routed.detail });
   const { exposed, upstreamName } = routed.value;
-  const target: RoutedTarget = { method, exposed, upstreamName };
-  const connection = context.pool.get(exposed.entry, context.admission.compiled.secretKeys);
-  let upstreamParams: Record<string, unknown> = { ...params, [nameKey]: upstreamName };
-  if (context.rules) upstreamParams = await context.rules.request(target, upstreamParams); // stage 6
+  return exchange({ method, exposed, upstreamName }, { ...params, [nameKey]: upstreamName }, context);
+}
+
+/**
+ * Stages 6 to 9 of a routed call: request-leg rules, the upstream request (its legs
+ * recorded for audit), response-leg rules.
+ */
+async function exchange(target: RoutedTarget, params: Record<string, unknown>, context: RouteContext): Promise<Result> {
+  const connection = context.pool.get(target.exposed.entry, context.admission.compiled.secretKeys);
+  const upstreamParams = context.rules ? await context.rules.request(target, params) : params; // stage 6
   context.audit?.upstreamRequest(target, upstreamParams);
   const startedAt = performance.now();
   let result: Result;
   try {
-    result = await connection.request(method, upstreamParams, {
+    result = await connection.request(target.method, upstreamParams, {
       timeoutMs: context.callTimeoutMs,
       ...(context.signal ? { signal: context.signal } : {}),
       ...(context.relay ? { relay: context.relay } : {}),
@@ -196,6 +202,13 @@ async function complete(params: Record<string, unknown> | undefined, context: Ro
   throw new RpcError(JSON_RPC_ERRORS.INVALID_PARAMS, 'params.ref.type must be "ref/prompt" or "ref/resource"');
 }
 
+/**
+ * Forwards a completion with the reference renamed to the upstream's name, through the
+ * same stages as `forward`: request-leg rules (the value being completed is user content),
+ * the upstream legs in audit, response-leg rules (the suggested values). The target is the
+ * referenced prompt or resource, so rules scoped to that feature apply. A completion result
+ * has no error form, so a response-leg block is a JSON-RPC error, as for `prompts/get`.
+ */
 async function forwardWithRef(
   params: Record<string, unknown>,
   reference: Record<string, unknown>,
@@ -204,12 +217,8 @@ async function forwardWithRef(
   context: RouteContext,
 ): Promise<Result> {
   if (!routed.ok) throw new RpcError(routed.rpcCode, routed.message, { code: routed.code, ...routed.detail });
-  const connection = context.pool.get(routed.value.exposed.entry, context.admission.compiled.secretKeys);
-  try {
-    return await connection.request('completion/complete', { ...params, ref: { ...reference, [key]: routed.value.upstreamName } }, { timeoutMs: context.callTimeoutMs });
-  } catch (error) {
-    throw toRpcError(error);
-  }
+  const { exposed, upstreamName } = routed.value;
+  return exchange({ method: 'completion/complete', exposed, upstreamName }, { ...params, ref: { ...reference, [key]: upstreamName } }, context);
 }
 
 /** An upstream failure as the JSON-RPC error the client gets. */

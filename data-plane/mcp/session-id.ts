@@ -58,8 +58,17 @@ const VERSION_TAG = 'v1';
  * construction, never per request. The claims are ids, not secrets; they are signed,
  * not encrypted.
  */
+/** Verified session ids remembered per replica (each a few hundred bytes). */
+const VERIFIED_CACHE_SIZE = 4096;
+
 export class SessionIdCodec {
   private readonly key: Buffer;
+  /**
+   * Ids this replica already verified, with their claims: a session's later messages
+   * skip the HMAC and the decoding. Bounded (oldest out first); age is still checked on
+   * every use, and ended sessions are checked by the caller.
+   */
+  private readonly verified = new Map<string, SessionClaims>();
 
   constructor(
     secret: string,
@@ -91,6 +100,21 @@ export class SessionIdCodec {
 
   /** The claims of a genuine, unexpired id; undefined for anything else. */
   verify(sessionId: string, now: number): SessionClaims | undefined {
+    const known = this.verified.get(sessionId);
+    if (known) return this.fresh(known.issuedAt, now) ? known : undefined;
+    const claims = this.decode(sessionId, now);
+    if (claims) {
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(sessionId, claims);
+    }
+    return claims;
+  }
+
+  private fresh(issuedAt: number, now: number): boolean {
+    return now - issuedAt <= this.maxAgeMs && issuedAt - now <= 60_000;
+  }
+
+  private decode(sessionId: string, now: number): SessionClaims | undefined {
     const parts = sessionId.split('.');
     if (parts.length !== 3 || parts[0] !== VERSION_TAG) return undefined;
     const payload = parts[1]!;
@@ -108,7 +132,7 @@ export class SessionIdCodec {
     if (typeof w !== 'string' || typeof g !== 'string' || typeof c !== 'string' || typeof p !== 'string' || typeof t !== 'number') {
       return undefined;
     }
-    if (now - t > this.maxAgeMs || t - now > 60_000) return undefined;
+    if (!this.fresh(t, now)) return undefined;
     const info = Array.isArray(i) && typeof i[0] === 'string' && typeof i[1] === 'string' ? { clientInfo: { name: i[0], version: i[1] } } : {}; // [audit]
     const claims: SessionClaims = { workspaceId: w, gatewayId: g, connectionId: c, protocolVersion: p, issuedAt: t, ...info };
     if (typeof k !== 'string') return claims;

@@ -1,6 +1,7 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Dispatcher } from 'undici';
+import type { RequestStreamRouting } from './direct-calls.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
 
 /** The upstream answered an MCP HTTP request with a status the transport cannot use. */
@@ -21,11 +22,6 @@ export interface UndiciStreamableHttpTransportOptions {
   readonly dispatcher: Dispatcher;
   /** Sent on every request (the assignment's shared credential headers). */
   readonly headers?: Readonly<Record<string, string>>;
-  /**
-   * Runs background work (the GET stream, resumed streams) outside the caller's async
-   * context, so a stream opened during one call is not attributed to it. Default: runs it as is.
-   */
-  readonly detach?: <T>(work: () => T) => T;
   /** Called after the transport re-initialized an expired upstream session (404), with the new session id. */
   readonly onReinitialized?: (sessionId: string | undefined) => void;
   /** Milliseconds to wait for the DELETE that ends the session on close. Default 2000. */
@@ -71,10 +67,14 @@ type RequestId = string | number;
  *
  * Not supported: redirects (a 3xx is an error), OAuth (`authProvider`), legacy HTTP+SSE.
  */
-export class UndiciStreamableHttpTransport implements Transport {
+export class UndiciStreamableHttpTransport implements Transport, RequestStreamRouting {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
+  /** Sees first every message that arrives on a request's own response (JSON or SSE). */
+  onRequestStreamMessage?: ((requestId: RequestId, message: JSONRPCMessage) => boolean) | undefined;
+  /** A request's answer stream ended without its response; true when the hook failed the request itself. */
+  onRequestStreamEnded?: ((requestId: RequestId) => boolean) | undefined;
 
   private session: string | undefined;
   private protocolVersion: string | undefined;
@@ -92,7 +92,6 @@ export class UndiciStreamableHttpTransport implements Transport {
   private serverRetryMs: number | undefined;
   private started = false;
   private closed = false;
-  private readonly detach: <T>(work: () => T) => T;
 
   constructor(private readonly options: UndiciStreamableHttpTransportOptions) {
     const { url } = options;
@@ -100,7 +99,6 @@ export class UndiciStreamableHttpTransport implements Transport {
     this.origin = url.origin;
     this.path = `${url.pathname}${url.search}`;
     this.extraHeaders = options.headers ?? {};
-    this.detach = options.detach ?? ((work) => work());
   }
 
   get sessionId(): string | undefined {
@@ -197,7 +195,8 @@ export class UndiciStreamableHttpTransport implements Transport {
       const mediaType = mediaTypeOf(headers['content-type']);
       if (mediaType === 'application/json') {
         const parsed = parseJson(await body.text());
-        await deliverInTurn(Array.isArray(parsed) ? parsed : [parsed], (item) => this.deliver(item));
+        const id = request.id;
+        await deliverInTurn(Array.isArray(parsed) ? parsed : [parsed], (item) => this.deliver(item, id));
         return;
       }
       if (mediaType === 'text/event-stream') {
@@ -224,7 +223,7 @@ export class UndiciStreamableHttpTransport implements Transport {
         linger = setTimeout(() => controller.abort(), LINGER_AFTER_RESPONSE_MS);
         linger.unref();
       }
-      this.deliver(message);
+      this.deliver(message, id);
     };
     let lastEventId: string | undefined;
     try {
@@ -242,6 +241,7 @@ export class UndiciStreamableHttpTransport implements Transport {
       if (this.inflight.get(id) === controller) this.inflight.delete(id);
     }
     if (!answered && !signal.aborted) {
+      if (this.onRequestStreamEnded?.(id)) return;
       this.onmessage?.({
         jsonrpc: '2.0',
         id,
@@ -316,9 +316,7 @@ export class UndiciStreamableHttpTransport implements Transport {
     const controller = new AbortController();
     this.getStream = controller;
     const session = this.session;
-    this.detach(() => {
-      void this.runGetStream(session, controller.signal);
-    });
+    void this.runGetStream(session, controller.signal);
   }
 
   private async runGetStream(session: string | undefined, signal: AbortSignal): Promise<void> {
@@ -441,12 +439,16 @@ export class UndiciStreamableHttpTransport implements Transport {
     controller.abort();
   }
 
-  /** Hands a parsed message to the Client, dropping what is not JSON-RPC 2.0 at all. */
-  private deliver(message: unknown): void {
+  /**
+   * Hands a parsed message on, dropping what is not JSON-RPC 2.0 at all: first to the
+   * request-stream hook when it arrived on request `requestId`'s answer, else to `onmessage`.
+   */
+  private deliver(message: unknown, requestId?: RequestId): void {
     if (typeof message !== 'object' || message === null || (message as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
       this.onerror?.(new Error('the upstream sent something that is not a JSON-RPC 2.0 message'));
       return;
     }
+    if (requestId !== undefined && this.onRequestStreamMessage?.(requestId, message as JSONRPCMessage)) return;
     this.onmessage?.(message as JSONRPCMessage);
   }
 }

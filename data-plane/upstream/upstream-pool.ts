@@ -4,10 +4,8 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
   McpError,
-  ResultSchema,
   type ClientCapabilities,
   type JSONRPCNotification,
-  type Progress,
   type Result,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -20,7 +18,8 @@ import { CircuitBreaker, DEFAULT_CIRCUIT_BREAKER, type CircuitAdmission, type Ci
 import { managedSecretEnv, sharedUpstreamHeaders } from './credentials.js';
 import { UndiciStreamableHttpTransport } from './http-transport.js';
 import { DEFAULT_RESTART_POLICY, ManagedProcess, ManagedProcessUnavailable, type LaunchSpec, type RestartPolicy } from './managed-process.js';
-import { callContext, type CallRelay, type RelayedMessage } from './relay.js';
+import { DirectCallClosed, DirectCallTimeout, DirectCalls } from './direct-calls.js';
+import type { CallRelay, RelayedMessage } from './relay.js';
 import { UpstreamError } from './upstream-error.js';
 
 export interface UpstreamPoolOptions {
@@ -91,6 +90,8 @@ export class UpstreamConnection {
   readonly livePinMismatches = new Set<string>();
   private ready: Promise<Client> | undefined;
   private client: Client | undefined;
+  /** Requests of the current session, sent without the Client's protocol layer. */
+  private direct: DirectCalls | undefined;
   private closed = false;
   /** Calls in flight that relay upstream messages, for attributing context-less messages. */
   private readonly relays = new Set<CallRelay>();
@@ -121,6 +122,11 @@ export class UpstreamConnection {
   /** Restarts of the managed process after it exited on its own (0 for remote servers). */
   get processRestarts(): number {
     return this.process?.restarts ?? 0;
+  }
+
+  /** Requests sent to the upstream and not answered yet. */
+  get callsInFlight(): number {
+    return this.direct?.size ?? 0;
   }
 
   /** The managed process's pid while it runs. */
@@ -160,24 +166,16 @@ export class UpstreamConnection {
   /**
    * Sends one request and returns the upstream's result unchanged (unknown fields kept).
    * The upstream's own JSON-RPC errors are rethrown as `McpError` with its code;
-   * everything else becomes an {@link UpstreamError}.
+   * everything else becomes an {@link UpstreamError}. Requests go straight through the
+   * session's transport ({@link DirectCalls}); the SDK `Client` only opens the session.
    */
   request(method: string, params: Record<string, unknown> | undefined, options: UpstreamRequestOptions): Promise<Result> {
     return this.guarded(options.signal, async () => {
-      const client = await this.ensureClient(options.timeoutMs);
+      const direct = this.direct && !this.closed ? this.direct : (await this.ensureClient(options.timeoutMs), this.direct!);
       const relay = options.relay;
-      const progress = relay?.progress;
-      const send = () =>
-        client.request({ method, params }, ResultSchema, {
-          timeout: options.timeoutMs,
-          ...(options.signal ? { signal: options.signal } : {}),
-          // The SDK puts its own progress token (the upstream request id) in `_meta` and
-          // calls back with the upstream's progress: the client's token goes back on relay.
-          ...(progress ? { onprogress: (value: Progress) => progress(value), resetTimeoutOnProgress: true } : {}),
-        });
       if (relay) this.relays.add(relay);
       try {
-        return await (relay ? callContext.run(relay, send) : send());
+        return await direct.request(method, params, options);
       } catch (error) {
         if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('request cancelled');
         throw this.translate(error, method, options.timeoutMs);
@@ -225,10 +223,11 @@ export class UpstreamConnection {
     );
   }
 
-  /** The call an upstream message belongs to: its async context, else the only call in flight. */
+  /**
+   * The call a message the `Client` received belongs to, when it cannot be told from the
+   * stream it arrived on (stdio, the GET stream): the only call in flight, if exactly one.
+   */
   private relayFor(): CallRelay | undefined {
-    const current = callContext.getStore();
-    if (current) return this.relays.has(current) ? current : undefined;
     if (this.relays.size === 1) return this.relays.values().next().value;
     return undefined;
   }
@@ -238,6 +237,7 @@ export class UpstreamConnection {
     this.closed = true;
     const client = this.client;
     this.client = undefined;
+    this.direct = undefined;
     this.ready = undefined;
     const release = this.releaseProcess;
     this.releaseProcess = undefined;
@@ -248,16 +248,12 @@ export class UpstreamConnection {
   private dropSession(): void {
     const client = this.client;
     this.client = undefined;
+    this.direct = undefined;
     this.ready = undefined;
     void client?.close().catch(() => undefined);
   }
 
-  private open(timeoutMs: number): Promise<Client> {
-    // Outside any call's context: the session (and its GET stream) belongs to no call.
-    return callContext.exit(() => this.openSession(timeoutMs));
-  }
-
-  private async openSession(timeoutMs: number): Promise<Client> {
+  private async open(timeoutMs: number): Promise<Client> {
     const deadline = Date.now() + timeoutMs;
     let transport: Transport;
     try {
@@ -292,6 +288,7 @@ export class UpstreamConnection {
       // A closed session is never reused: the next call initializes a new one.
       if (this.client !== client) return;
       this.client = undefined;
+      this.direct = undefined;
       this.ready = undefined;
     };
     client.onerror = (error) => this.options.logger.debug({ err: error, upstream: this.key }, 'upstream transport error');
@@ -306,6 +303,7 @@ export class UpstreamConnection {
       throw new UpstreamError('UPSTREAM_UNREACHABLE', this.serverName, `server "${this.serverName}" is no longer assigned`);
     }
     this.initializations += 1;
+    this.direct = new DirectCalls(transport);
     this.client = client;
     this.options.logger.info({ upstream: this.key, server: this.serverName }, 'upstream session initialized');
     return client;
@@ -353,7 +351,6 @@ export class UpstreamConnection {
       url,
       dispatcher: this.shared.dispatcher,
       headers,
-      detach: (work) => callContext.exit(work),
       onReinitialized: () => {
         this.reinitializations += 1;
         this.options.logger.info({ upstream: this.key, server: this.serverName }, 'the upstream forgot its session (404); re-initialized it');
@@ -396,16 +393,24 @@ export class UpstreamConnection {
   private translate(error: unknown, method: string, timeoutMs: number): Error {
     if (error instanceof UpstreamError) return error;
     const name = this.serverName;
-    if (error instanceof McpError) {
+    if (error instanceof DirectCallTimeout) {
+      return new UpstreamError('UPSTREAM_TIMEOUT', name, `server "${name}" did not answer ${method} within ${timeoutMs} ms`, { cause: error });
+    }
+    if (error instanceof DirectCallClosed) {
+      return new UpstreamError('UPSTREAM_UNREACHABLE', name, `the connection to server "${name}" closed during ${method} (${error.message})`, { cause: error });
+    }
+    // Timeouts and closes the SDK Client reports itself (initialize); an upstream's own
+    // error answer to a request comes through DirectCalls and is relayed whatever its code.
+    if (error instanceof McpError && method === 'initialize') {
       if (error.code === ErrorCode.RequestTimeout) {
         return new UpstreamError('UPSTREAM_TIMEOUT', name, `server "${name}" did not answer ${method} within ${timeoutMs} ms`, { cause: error });
       }
       if (error.code === ErrorCode.ConnectionClosed) {
         return new UpstreamError('UPSTREAM_UNREACHABLE', name, `the connection to server "${name}" closed during ${method}`, { cause: error });
       }
-      // The upstream's own answer: relayed with its code.
-      return error;
     }
+    // The upstream's own answer: relayed with its code.
+    if (error instanceof McpError) return error;
     const detail = error instanceof Error ? error.message : String(error);
     return new UpstreamError('UPSTREAM_UNREACHABLE', name, `server "${name}" is unreachable: ${detail}`, { cause: error });
   }
@@ -536,6 +541,11 @@ export class UpstreamPool {
       this.connections.set(entry.upstreamKey, connection);
     }
     return connection;
+  }
+
+  /** Every connection, for inspection. */
+  all(): UpstreamConnection[] {
+    return [...this.connections.values()];
   }
 
   /** The connection for a key if one exists, for inspection. */

@@ -26,6 +26,12 @@ import type { Job, JobResult } from './load/worker.js';
 
 const QUICK = process.argv.includes('--quick');
 const SKIP_PEERS = process.argv.includes('--no-peers');
+/** `--only <regex>`: run only the scenarios whose name matches (case-insensitive), e.g. `--only 'sequential|32 conc'`. */
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  return i >= 0 && process.argv[i + 1] ? new RegExp(process.argv[i + 1]!, 'i') : undefined;
+})();
+const selected = (name: string) => ONLY === undefined || ONLY.test(name);
 
 const PROFILE = QUICK
   ? { reps: 1, seqWarmup: 100, seqCalls: 500, payloadCalls: 100, concurrency: [1, 32], durationMs: 500, warmupMs: 200, listCalls: 50, setupCount: 30, openSessions: 200, soakCalls: 2_000 }
@@ -93,6 +99,7 @@ function runWorker(job: Job, whileOpen?: (result: JobResult) => Promise<void>): 
 }
 
 async function measure(name: string, ratioMetric: string, higherIsBetter: boolean, paths: readonly BenchPath[], jobOf: (p: BenchPath) => Job): Promise<void> {
+  if (!selected(name)) return;
   const scenario: Scenario = { name, ratioMetric, higherIsBetter, rows: [] };
   scenarios.push(scenario);
   process.stderr.write(`▸ ${name}\n`);
@@ -236,7 +243,7 @@ async function main(): Promise<void> {
 
   // Memory: RSS of the data plane with N sessions open, and before/after a long run of calls.
   const memory: Scenario = { name: 'Memory (RSS of the serving process, MiB)', ratioMetric: 'RSS MiB', higherIsBetter: false, rows: [] };
-  const memPaths = [gatehouseFull];
+  const memPaths = selected(memory.name) ? [gatehouseFull] : [];
   for (const p of memPaths) {
     const before = rssMiB(p.pid!);
     let open = Number.NaN;
@@ -256,19 +263,10 @@ async function main(): Promise<void> {
     memory.rows.push({ path: `${p.name}: after ${PROFILE.soakCalls} calls`, metrics: { 'RSS MiB': one(afterSoak) }, errors: 0 });
   }
   for (const p of peerPaths) memory.rows.push({ path: `${p.name}: after the run (process tree)`, metrics: { 'RSS MiB': repeated([treeRssMiB(p.pid!)]) }, errors: 0 });
-  scenarios.push(memory);
+  if (memPaths.length > 0) scenarios.push(memory);
 
   // Two replicas behind a round-robin proxy: one session's messages alternate between them.
-  const dp2 = await startDataPlane(cp, await registerDataPlaneToken(cp, 'bench-2'));
-  cleanups.push(() => dp2.spawned.stop());
-  await waitForGateway(`${dp2.url}/mcp/${full.slug}`, full.token);
-  const one = await startRoundRobin([dp.url]);
-  const two = await startRoundRobin([dp.url, dp2.url]);
-  cleanups.push(one.close, two.close);
-  const behind = (proxy: { url: string }, name: string): BenchPath => ({ name, url: `${proxy.url}/mcp/${full.slug}`, headers: gw(full).headers });
-  await measure('Two replicas behind a round-robin proxy (32 sessions, full policy)', 'calls/s', true, [behind(one, 'one replica behind the proxy'), behind(two, 'two replicas, alternating per request')], (p) => ({
-    kind: 'concurrent', url: p.url, headers: p.headers, sessions: 32, durationMs: PROFILE.durationMs, warmupMs: PROFILE.warmupMs, payloadBytes: 16,
-  }));
+  if (selected('Two replicas')) await twoReplicas(cp, dp, full, gw);
 
   const table = printTables();
   const seconds = ((performance.now() - t0) / 1000).toFixed(0);
@@ -284,6 +282,24 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`), json);
   writeFileSync(path.join(dir, QUICK ? 'latest-quick.json' : 'latest.json'), json);
   writeFileSync(path.join(dir, QUICK ? 'latest-quick.md' : 'latest.md'), `${preamble}\n${table}\n`);
+}
+
+async function twoReplicas(
+  cp: ControlPlaneProcess,
+  dp: { url: string },
+  full: { slug: string; token: string },
+  gw: (g: { slug: string; token: string }) => { url: string; headers: Record<string, string> },
+): Promise<void> {
+  const dp2 = await startDataPlane(cp, await registerDataPlaneToken(cp, 'bench-2'));
+  cleanups.push(() => dp2.spawned.stop());
+  await waitForGateway(`${dp2.url}/mcp/${full.slug}`, full.token);
+  const one = await startRoundRobin([dp.url]);
+  const two = await startRoundRobin([dp.url, dp2.url]);
+  cleanups.push(one.close, two.close);
+  const behind = (proxy: { url: string }, name: string): BenchPath => ({ name, url: `${proxy.url}/mcp/${full.slug}`, headers: gw(full).headers });
+  await measure('Two replicas behind a round-robin proxy (32 sessions, full policy)', 'calls/s', true, [behind(one, 'one replica behind the proxy'), behind(two, 'two replicas, alternating per request')], (p) => ({
+    kind: 'concurrent', url: p.url, headers: p.headers, sessions: 32, durationMs: PROFILE.durationMs, warmupMs: PROFILE.warmupMs, payloadBytes: 16,
+  }));
 }
 
 try {

@@ -138,25 +138,34 @@ describe('SSE responses relay what the upstream sends during a call', () => {
     expect(logs.map((l) => l.data)).toEqual(['Tool execution started', 'Tool processing data', 'Tool execution completed']);
   });
 
-  it('answers JSON when the client does not take SSE, and SSE when it does', async () => {
+  it('answers JSON when the client does not take SSE or the call sends nothing before its result, and SSE when it streams', async () => {
     const init = await fetch(mcpUrl, {
       method: 'POST',
       headers: { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
     });
     const session = init.headers.get('mcp-session-id')!;
-    const call = (accept: string) =>
+    const call = (accept: string, name = 'conf__test_simple_text') =>
       fetch(mcpUrl, {
         method: 'POST',
         headers: { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept, 'mcp-session-id': session },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'conf__test_simple_text', arguments: {} } }),
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: {} } }),
       });
     const json = await call('application/json');
     expect(json.headers.get('content-type')).toBe('application/json');
     expect(await json.json()).toMatchObject({ id: 2, result: { content: [{ text: 'This is a simple text response for testing.' }] } });
-    const sse = await call('application/json, text/event-stream');
+    // Nothing came before the result: one JSON answer (the server's choice under the spec).
+    const quick = await call('application/json, text/event-stream');
+    expect(quick.headers.get('content-type')).toBe('application/json');
+    expect(quick.headers.get('content-length')).not.toBeNull();
+    expect(await quick.json()).toMatchObject({ id: 2, result: { content: [{ text: 'This is a simple text response for testing.' }] } });
+    // Log messages before the result: the answer becomes a stream carrying them, then the result.
+    const sse = await call('application/json, text/event-stream', 'conf__test_tool_with_logging');
     expect(sse.headers.get('content-type')).toBe('text/event-stream');
-    expect(await sse.text()).toContain('"text":"This is a simple text response for testing."');
+    const events = (await sse.text()).split('\n\n').filter((event) => event.includes('data: '));
+    expect(events.length).toBeGreaterThan(1);
+    expect(events.slice(0, -1).every((event) => event.includes('"method":"notifications/message"'))).toBe(true);
+    expect(events.at(-1)).toContain('"id":2,"result"');
   });
 });
 
