@@ -14,58 +14,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
-import pg from 'pg';
 import WebSocket from 'ws';
-import { buildControlPlane, type ControlPlane } from '../../control-plane/app.js';
-import { insertApiKey } from '../../control-plane/api-keys/api-key.service.js';
-import { loadControlPlaneConfig } from '../../control-plane/config.js';
-import { openDatabase, type Database } from '../../control-plane/db/database.js';
-import { migrateToLatest } from '../../control-plane/db/migrate.js';
-import { createLogger } from '../../control-plane/logger.js';
+import { requirePostgres, startControlPlanes } from './lib/control-planes.js';
 
-const base = process.env.DATABASE_URL;
-if (!base) {
-  console.error('DATABASE_URL must point at a Postgres server (a scratch database is created and dropped there)');
-  process.exit(2);
-}
 const ALERTS = Number(process.argv[2] ?? 300);
 const SUBSCRIBERS = Number(process.argv[3] ?? 4);
-const KEY = `bench:${Buffer.alloc(32, 9).toString('base64')}`;
-
-const name = `gatehouse_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-const admin = new pg.Client({ connectionString: base });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const url = new URL(base);
-url.pathname = `/${name}`;
-const databaseUrl = url.toString();
-
-const databases: Database[] = [];
-const planes: ControlPlane[] = [];
+const cluster = await startControlPlanes(requirePostgres(), 2);
 const clients: Client[] = [];
 try {
-  const first = await openDatabase({ databaseUrl });
-  databases.push(first);
-  await migrateToLatest(first);
-  const config = loadControlPlaneConfig({
-    GATEHOUSE_CONTROL_PLANE_PORT: '0',
-    GATEHOUSE_LOG_LEVEL: 'silent',
-    GATEHOUSE_ENCRYPTION_KEY: KEY,
-    GATEHOUSE_DISCOVERY_INTERVAL_SECONDS: '0',
-    DATABASE_URL: databaseUrl,
-  });
-  const logger = createLogger('silent');
-  for (let i = 0; i < 2; i++) {
-    const database = i === 0 ? first : await openDatabase({ databaseUrl });
-    if (i > 0) databases.push(database);
-    const plane = await buildControlPlane(config, { database, logger });
-    await plane.listen();
-    planes.push(plane);
-  }
-  const [raiser, server] = planes as [ControlPlane, ControlPlane];
-  const ws = await first.db.selectFrom('workspaces').select('id').executeTakeFirstOrThrow();
-  const owner = await first.db.selectFrom('roles').select('id').where('workspace_id', '=', ws.id).where('builtin', '=', 'owner').executeTakeFirstOrThrow();
-  const ownerKey = (await first.db.transaction().execute((trx) => insertApiKey(trx, ws.id, owner.id, 'bench', 'bench'))).secret;
+  const [raiser, server] = cluster.planes as [(typeof cluster.planes)[number], (typeof cluster.planes)[number]];
+  const ws = { id: cluster.workspaceId };
+  const { ownerKey } = cluster;
 
   const started = new Map<string, number>();
   const samples: number[] = [];
@@ -129,8 +88,5 @@ try {
   console.log(`  target p99 ≤ 100 ms: ${Number(q(99)) <= 100 && samples.length === expected ? 'met' : 'NOT met'}`);
 } finally {
   for (const c of clients) await Promise.resolve(c.dispose()).catch(() => undefined);
-  for (const p of planes) await p.close().catch(() => undefined);
-  for (const d of databases) await d.close().catch(() => undefined);
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-  await admin.end();
+  await cluster.close();
 }

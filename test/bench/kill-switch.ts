@@ -11,70 +11,18 @@
  * "request" is when the mutation was sent (an upper bound that adds HTTP and the transaction).
  * Both control planes are in this process; each has its own pool and LISTEN connection.
  */
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { buildControlPlane, type ControlPlane } from '../../control-plane/app.js';
-import { insertApiKey } from '../../control-plane/api-keys/api-key.service.js';
-import { loadControlPlaneConfig } from '../../control-plane/config.js';
-import { openDatabase, type Database } from '../../control-plane/db/database.js';
-import { migrateToLatest } from '../../control-plane/db/migrate.js';
 import { WORKSPACE_EVENTS_CHANNEL } from '../../control-plane/events/workspace-events.js';
-import { createLogger } from '../../control-plane/logger.js';
 import { SnapshotConsumer } from '../helpers/snapshot-consumer.js';
+import { requirePostgres, startControlPlanes } from './lib/control-planes.js';
 
-const base = process.env.DATABASE_URL;
-if (!base) {
-  console.error('DATABASE_URL must point at a Postgres server (a scratch database is created and dropped there)');
-  process.exit(2);
-}
 const TOGGLES = Number(process.argv[2] ?? 200);
-const KEY = `bench:${Buffer.alloc(32, 9).toString('base64')}`;
-
-const name = `gatehouse_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-const admin = new pg.Client({ connectionString: base });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const url = new URL(base);
-url.pathname = `/${name}`;
-const databaseUrl = url.toString();
-
-const databases: Database[] = [];
-const planes: ControlPlane[] = [];
+const cluster = await startControlPlanes(requirePostgres(), 2);
 const consumers: SnapshotConsumer[] = [];
 try {
-  const first = await openDatabase({ databaseUrl });
-  databases.push(first);
-  await migrateToLatest(first);
-  const config = loadControlPlaneConfig({
-    GATEHOUSE_CONTROL_PLANE_PORT: '0',
-    GATEHOUSE_LOG_LEVEL: 'silent',
-    GATEHOUSE_ENCRYPTION_KEY: KEY,
-    GATEHOUSE_DISCOVERY_INTERVAL_SECONDS: '0',
-    DATABASE_URL: databaseUrl,
-  });
-  const logger = createLogger('silent');
-  for (let i = 0; i < 2; i++) {
-    const database = i === 0 ? first : await openDatabase({ databaseUrl });
-    if (i > 0) databases.push(database);
-    const plane = await buildControlPlane(config, { database, logger });
-    await plane.listen();
-    planes.push(plane);
-  }
-  const [cp1, cp2] = planes as [ControlPlane, ControlPlane];
-  const ws = await first.db.selectFrom('workspaces').select('id').executeTakeFirstOrThrow();
-  const owner = await first.db.selectFrom('roles').select('id').where('workspace_id', '=', ws.id).where('builtin', '=', 'owner').executeTakeFirstOrThrow();
-  const ownerKey = (await first.db.transaction().execute((trx) => insertApiKey(trx, ws.id, owner.id, 'bench', 'bench'))).secret;
-
-  const gql = async (plane: ControlPlane, query: string, variables: Record<string, unknown> = {}) => {
-    const res = await fetch(`${plane.url()}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ownerKey}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: any; errors?: unknown };
-    if (body.errors) throw new Error(JSON.stringify(body.errors));
-    return body.data;
-  };
+  const [cp1, cp2] = cluster.planes as [(typeof cluster.planes)[number], (typeof cluster.planes)[number]];
+  const { database: first, databaseUrl, gql } = cluster;
+  const ws = { id: cluster.workspaceId };
 
   const registered = await gql(cp1, `mutation { registerDataPlane(input: { name: "bench" }) { ... on RegisterDataPlaneSuccess { registered { token } } } }`);
   const token: string = registered.registerDataPlane.registered.token;
@@ -130,10 +78,7 @@ try {
   console.log(`\np99 commit → receipt ${p99.toFixed(1)} ms: ${p99 <= 100 ? 'meets' : 'MISSES'} the 100 ms target`);
 } finally {
   for (const c of consumers) await c.close().catch(() => undefined);
-  for (const plane of planes) await plane.close().catch(() => undefined);
-  for (const database of databases) await database.close().catch(() => undefined);
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-  await admin.end();
+  await cluster.close();
 }
 
 function percentile(values: readonly number[], q: number): number {
