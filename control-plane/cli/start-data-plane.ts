@@ -6,6 +6,7 @@ import { buildDataPlane, type DataPlane } from '#data-plane/app.js';
 import type { DataPlaneEnvironment } from '#data-plane/config.js';
 import type { DataPlaneLogger } from '#data-plane/logger.js';
 import { PushSnapshotSource } from '#data-plane/snapshot/push-client.js';
+import { applyDataPlaneHeapPolicy } from './data-plane-heap.js';
 
 export interface RunningDataPlane {
   readonly dataPlane: DataPlane;
@@ -19,6 +20,9 @@ export async function startStandaloneDataPlane(env: DataPlaneEnvironment, logger
   if (!env.controlPlaneUrl || !env.token || !env.sessionSecret) {
     throw new TypeError('a standalone data plane needs the control-plane URL, its token and the session secret');
   }
+  // A process of its own: keep V8's old generation near what is live (data-plane-heap.ts).
+  const heapGrowingPercent = applyDataPlaneHeapPolicy();
+  logger.info({ heapGrowingPercent: heapGrowingPercent ?? 'V8 default' }, 'data-plane heap policy');
   const snapshots = new PushSnapshotSource({ url: env.controlPlaneUrl, token: env.token, logger });
   const audit = controlPlaneAuditShipper({ url: env.controlPlaneUrl, token: env.token, logger, maxBufferedEntries: env.auditBufferEntries }); // [audit]
   const dataPlane = buildDataPlane({ ...env.options, host: env.host, port: env.port, sessionSecret: env.sessionSecret }, { snapshots, logger, audit });

@@ -58,14 +58,19 @@ const NO_ACTIONS: readonly AuditPolicyAction[] = Object.freeze([]);
 /** Upstream params this close in length to the client's are the same text but for the translated name. */
 const SAME_TEXT_SLACK = 64;
 
-/** SHA-256 prefixes of recent session ids: calls of a session repeat it. */
+/**
+ * SHA-256 prefixes of recent session ids: calls of a session repeat it. As many as the
+ * endpoint's verified-session cache (each entry keeps a ~200-byte id alive; hashing a
+ * missed one costs ~1 µs).
+ */
 const sessionRefs = new Map<string, string>();
+const SESSION_REFS = 4096;
 
 function sessionRefOf(sessionId: string): string {
   let ref = sessionRefs.get(sessionId);
   if (ref === undefined) {
     ref = createHash('sha256').update(sessionId).digest('hex').slice(0, 16);
-    if (sessionRefs.size >= 10_000) sessionRefs.clear();
+    if (sessionRefs.size >= SESSION_REFS) sessionRefs.clear();
     sessionRefs.set(sessionId, ref);
   }
   return ref;
@@ -92,7 +97,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   const request = call.request;
   const params = request?.params;
   const method = request ? clip(request.method, L.method) : null;
-  const headers = call.req.headers;
+  const headers = call.headers;
   const clientInfo = call.claims?.clientInfo ?? (request?.method === 'initialize' ? clientInfoOf(params?.clientInfo) : undefined);
   const ip = clientIp(call.remoteAddress, headers['x-forwarded-for'], call.context.trustedProxyHops);
   const upstreamLegs = call.upstream ?? [];

@@ -95,14 +95,18 @@ export class AuditedCall implements CallAuditHook {
   /** The connection closed before the answer was written (the client went away). */
   aborted = false;
 
+  /** The request's headers (not the request itself: a record lives until the next flush). */
+  readonly headers: HttpRequest['headers'];
+
   constructor(
     readonly context: AuditorContext,
-    readonly req: HttpRequest,
+    req: HttpRequest,
     readonly slug: string,
     snapshots: SnapshotSource,
   ) {
     this.compiled = snapshots.current();
     this.remoteAddress = req.socket.remoteAddress;
+    this.headers = req.headers;
   }
 
   admitted(admission: Admission): void {

@@ -259,7 +259,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     }
     const claims = sessions.verify(header, now);
     const unknown = { ok: false as const, status: 404, message: 'the session is unknown, expired or ended; initialize a new session' };
-    if (!claims || ended.has(header, now)) return unknown;
+    if (!claims || ended.has(header, now, claims.issuedAt)) return unknown;
     // A session is bound to the connection and gateway that opened it.
     if (
       claims.workspaceId !== admission.compiled.workspaceId ||

@@ -164,30 +164,41 @@ export interface SharedSessionEndings {
  * it, a session ends only on the replica that got the DELETE.
  */
 export class EndedSessions {
-  /** Session tag → epoch ms when the id expires anyway. */
+  /** Session tag (a flat copy, never a slice of a request's header) → epoch ms when the id expires anyway. */
   private readonly ended = new Map<string, number>();
+  /**
+   * When more than `capacity` sessions are ended and not yet expired, the oldest entries
+   * are forgotten and this floor rises to the latest expiry forgotten: every id that
+   * expires no later is treated as ended (those clients re-initialize after a 404), so
+   * memory stays bounded and an ended session never comes back.
+   */
+  private expiryFloor = 0;
   private lastSweep = 0;
 
   constructor(
     private readonly maxAgeMs: number,
     private readonly shared?: SharedSessionEndings,
     private readonly clock: () => number = Date.now,
+    /** Ended sessions remembered at most (~100 bytes each). Default 100,000. */
+    private readonly capacity = 100_000,
   ) {
     shared?.subscribe((tag, expiresAt) => {
-      this.ended.set(tag, expiresAt);
+      this.remember(flat(tag), expiresAt);
       this.sweep(this.clock());
     });
   }
 
   /** Ends a session here at once and, when shared, on every replica. */
   async add(sessionId: string, issuedAt: number): Promise<void> {
-    const tag = sessionTag(sessionId);
+    const tag = flat(sessionTag(sessionId));
     const expiresAt = issuedAt + this.maxAgeMs;
-    this.ended.set(tag, expiresAt);
+    this.remember(tag, expiresAt);
     await this.shared?.publish(tag, expiresAt);
   }
 
-  has(sessionId: string, now: number): boolean {
+  /** Whether the session was ended; `issuedAt` (from its verified claims) also checks the floor. */
+  has(sessionId: string, now: number, issuedAt?: number): boolean {
+    if (issuedAt !== undefined && issuedAt + this.maxAgeMs <= this.expiryFloor) return true;
     const tag = sessionTag(sessionId);
     const until = this.ended.get(tag);
     if (until === undefined) return false;
@@ -196,6 +207,15 @@ export class EndedSessions {
       return false;
     }
     return true;
+  }
+
+  private remember(tag: string, expiresAt: number): void {
+    this.ended.set(tag, expiresAt);
+    while (this.ended.size > this.capacity) {
+      const [oldest, until] = this.ended.entries().next().value!;
+      this.ended.delete(oldest);
+      if (until > this.expiryFloor) this.expiryFloor = until;
+    }
   }
 
   /** Forgets entries past their expiry; runs at most once a minute (endings also arrive from other replicas). */
@@ -212,6 +232,11 @@ export class EndedSessions {
   async close(): Promise<void> {
     await this.shared?.close();
   }
+}
+
+/** A copy of `text` that does not keep a longer string alive (V8 slices reference their parent). */
+function flat(text: string): string {
+  return Buffer.from(text, 'latin1').toString('latin1');
 }
 
 /** The signature segment of a session id (the whole id when it has none): unique per id. */

@@ -11,7 +11,8 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
  * registry, never per request or per data plane; a data plane registers itself as a
  * source for the values read at scrape time (snapshot version, upstream health). Labels
  * are bounded: `method` is a known MCP method or `other`, `gateway` a slug of the held
- * snapshot or `(unknown)`, so no client can grow the series without bound.
+ * snapshot or `(unknown)`, an error `code` one of JSON-RPC's reserved range, `other` or
+ * `http_<status>`, so no client or upstream can grow the series without bound.
  */
 
 /** JSON-RPC methods kept as label values; anything else is `other`. */
@@ -206,7 +207,7 @@ export class DataPlaneMetrics {
       const rpcCode = answer === undefined ? undefined : ERROR_CODE.exec(answer)?.[1];
       const outcome = status >= 500 ? 'failed' : status >= 400 ? 'refused' : rpcCode !== undefined ? 'error' : 'ok';
       this.calls.inc({ gateway, method, outcome });
-      if (rpcCode !== undefined || status >= 400) this.errors.inc({ gateway, method, code: rpcCode ?? `http_${status}` });
+      if (rpcCode !== undefined || status >= 400) this.errors.inc({ gateway, method, code: rpcCode === undefined ? `http_${status}` : codeLabel(rpcCode) });
       this.duration.observe({ gateway, method }, Number(process.hrtime.bigint() - started) / 1e9);
     };
     res.once('finish', record);
@@ -224,6 +225,17 @@ const CIRCUIT_STATE_VALUES = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 /** `{"jsonrpc":"2.0","id":<id>,"error":{"code":<n>` as the endpoint serializes errors. */
 const ERROR_CODE = /^\{"jsonrpc":"2\.0","id":(?:null|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|"(?:[^"\\]|\\.)*"),"error":\{"code":(-?\d+)/;
+
+/**
+ * The `code` label of a JSON-RPC error: codes of the range JSON-RPC reserves
+ * (-32768…-32000: the spec's, MCP's and the gateway's own) as they are, any other
+ * (an upstream's own codes, relayed as they came) as `other`, so an upstream cannot
+ * grow the series without bound.
+ */
+function codeLabel(code: string): string {
+  const value = Number(code);
+  return value >= -32768 && value <= -32000 && Number.isInteger(value) ? String(value) : 'other';
+}
 
 /** The JSON-RPC method of a response being answered, noted by the endpoint. */
 const methods = new WeakMap<ServerResponse, string>();

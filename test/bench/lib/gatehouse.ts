@@ -114,7 +114,8 @@ export async function registerDataPlaneToken(cp: ControlPlaneProcess, name: stri
 
 export async function startDataPlane(cp: ControlPlaneProcess, token: string, env: Record<string, string> = {}, nodeFlags: readonly string[] = []): Promise<DataPlaneProcess> {
   const port = await freePort();
-  const args = [...nodeFlags, ...tsxArgs('control-plane/cli/main.ts', ['data-plane', '--control-plane', cp.url, '--token', token, '--port', String(port)])];
+  // As `npm run gatehouse -- data-plane` launches it (package.json): a young generation of 8 MiB halves.
+  const args = ['--max-semi-space-size=8', ...nodeFlags, ...tsxArgs('control-plane/cli/main.ts', ['data-plane', '--control-plane', cp.url, '--token', token, '--port', String(port)])];
   const { spawned } = await start('data plane', process.execPath, args, {
     env: {
       GATEHOUSE_LOG_LEVEL: 'info',

@@ -42,4 +42,19 @@ describe('EndedSessions', () => {
     expect(a.has('v1.x.tag', 10)).toBe(true);
     expect(b.has('v1.x.tag', 10)).toBe(false);
   });
+
+  it('stays bounded: past its capacity it forgets the oldest endings, and every id expiring no later counts as ended', async () => {
+    const ended = new EndedSessions(60_000, undefined, () => 0, 3);
+    const codec = new SessionIdCodec(SECRET, 60_000);
+    const ids = [100, 200, 300, 400].map((issuedAt) => ({ id: codec.issue(claims, issuedAt), issuedAt }));
+    for (const { id, issuedAt } of ids) await ended.add(id, issuedAt);
+    expect(ended.size).toBe(3);
+    // The first ending was forgotten, but its id (and any issued no later) is still refused.
+    for (const { id, issuedAt } of ids) expect(ended.has(id, 1_000, issuedAt)).toBe(true);
+    const earlier = codec.issue(claims, 50);
+    expect(ended.has(earlier, 1_000, 50)).toBe(true);
+    // A session issued after the forgotten one and never ended is unaffected.
+    const later = codec.issue(claims, 150);
+    expect(ended.has(later, 1_000, 150)).toBe(false);
+  });
 });
