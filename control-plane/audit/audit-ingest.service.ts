@@ -1,7 +1,9 @@
 import type { AuditBatchReceipt, AuditEntry, AuditPolicyAction } from '../../schema/audit/types.js';
 import { validateAuditBatch } from '../../schema/audit/validate.js';
 import type { Logger } from '../logger.js';
-import type { AuditStore } from './audit-store.js';
+import { isDataError, type AuditStore } from './audit-store.js';
+
+export { isDataError };
 
 /** Who sent a batch: the data plane its token authenticated as. */
 export interface IngestPrincipal {
@@ -70,13 +72,18 @@ export class AuditIngestService {
     const checked = validateAuditBatch(input);
     if (!checked.ok) throw new AuditIngestError('INVALID_BATCH', 400, checked.message, checked.field, checked.index);
     const { entries } = checked.batch;
+    // One pass: the workspace of every entry, and whether any asks for an alert (rare: only
+    // then are the stored ids read back, to alert on new entries only).
+    let alerting = false;
     for (let i = 0; i < entries.length; i++) {
-      if (entries[i]!.workspaceId !== principal.workspaceId) {
+      const entry = entries[i]!;
+      if (entry.workspaceId !== principal.workspaceId) {
         const field = `entries[${i}].workspaceId`;
         throw new AuditIngestError('WORKSPACE_MISMATCH', 403, `${field}: this data plane belongs to another workspace; a data plane ships entries of its own workspace only`, field, i);
       }
+      if (entry.leg === 'policy_action' && !alerting) alerting = entry.policyActions.some((action) => action.alert);
     }
-    const alerting = this.#policyAlerts.size > 0 && entries.some((entry) => entry.leg === 'policy_action' && entry.policyActions.some((action) => action.alert));
+    alerting &&= this.#policyAlerts.size > 0;
     let result;
     try {
       result = await this.store.insert(principal.dataPlaneId, entries, { ...(text === undefined ? {} : { json: text }), returnIds: alerting });
@@ -125,10 +132,4 @@ export class AuditIngestService {
       }
     }
   }
-}
-
-/** SQLSTATE classes 22 (data exception) and 23 (integrity): the batch's content, not the database's state. */
-export function isDataError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^(22|23)[0-9A-Z]{3}$/.test(code);
 }

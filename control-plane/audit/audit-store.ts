@@ -1,4 +1,4 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type QueryResult } from 'kysely';
 import type { AuditEntry } from '../../schema/audit/types.js';
 import type { Database } from '../db/database.js';
 import type { DB } from '../db/tables.js';
@@ -52,13 +52,15 @@ export interface RetentionResult {
  * The write side of `audit_entries`: idempotent batch inserts, the day partitions, and
  * retention. Works the same on Postgres and PGlite.
  *
- * **Insert.** One statement per batch: the batch's JSON goes to the server as one
+ * **Insert.** One statement per batch: the entries' JSON array goes to the server as one
  * parameter and `json_to_recordset` turns it into rows, `ON CONFLICT DO NOTHING` on the
  * key `(occurred_at, id)`. Measured faster than a multi-row `VALUES` (one parameter per
- * field, 37,000 per 1,000 entries, and the 65,535 parameter cap) and needs no COPY
- * support in the driver. When the ingest already has the request's text, the text is the
- * parameter (`entries` picked out server-side), so nothing is serialized again.
- * `data_plane_id` is always the authenticated data plane's.
+ * field, 37,000 per 1,000 entries, and the 65,535 parameter cap), than `unnest` over one
+ * array per column (building the arrays costs the control plane more than Postgres
+ * saves) and needs no COPY support in the driver. When the ingest already has the
+ * request's text, the `entries` array sliced out of it is the parameter: nothing is
+ * serialized again, and Postgres does not parse the whole body once more to pick out
+ * `entries`. `data_plane_id` is always the authenticated data plane's.
  *
  * **Partitions.** Created ahead (today .. +`daysAhead`) by {@link ensurePartitions}, and
  * before an insert for any day within `daysBehind` that has none; a day created after the
@@ -86,25 +88,37 @@ export class AuditStore {
 
   /**
    * Stores entries of one workspace (already validated). `json`, when given, is the
-   * request's text: `{ "entries": [...] }` with exactly these entries.
+   * request's text the entries were parsed from: `{ "entries": [...] }` with exactly these
+   * entries; when it has the shape data planes write, its `entries` array is the statement's
+   * parameter as it is (nothing serialized again, nothing for Postgres to pick out).
    */
   async insert(
     dataPlaneId: string | null,
     entries: readonly AuditEntry[],
     options: { readonly json?: string; readonly returnIds?: boolean } = {},
   ): Promise<AuditInsertResult> {
-    if (entries.length === 0) return { accepted: 0, duplicates: 0, ...(options.returnIds ? { insertedIds: new Set<string>() } : {}) };
+    const returnIds = options.returnIds === true;
+    if (entries.length === 0) return { accepted: 0, duplicates: 0, ...(returnIds ? { insertedIds: new Set<string>() } : {}) };
     await this.ensurePartitionsFor(entries, new Date());
     // Postgres text cannot hold U+0000 or unpaired surrogates (which JSON.stringify writes as
     // escapes); a batch carrying either is rewritten rather than refused.
-    const document = options.json !== undefined && !UNSTORABLE_ESCAPE.test(options.json) ? options.json : serializeEntries(entries);
-    const statement = insertStatement(document, dataPlaneId, options.returnIds === true);
-    const result = await statement.execute(this.#db);
-    const accepted = options.returnIds ? result.rows.length : Number(result.numAffectedRows ?? 0n);
+    const asSent = options.json === undefined || mayHoldUnstorable(options.json) ? undefined : entriesArrayText(options.json);
+    let result: QueryResult<unknown> | undefined;
+    if (asSent !== undefined) {
+      try {
+        result = await this.#db.executeQuery(insertQuery(asSent, dataPlaneId, returnIds));
+      } catch (error) {
+        // The text as written can say what Postgres reads otherwise than JSON.parse did
+        // (`1.0` for an integer column, a repeated key): the validated entries decide.
+        if (!isDataError(error)) throw error;
+      }
+    }
+    result ??= await this.#db.executeQuery(insertQuery(serializeEntries(entries), dataPlaneId, returnIds));
+    const accepted = returnIds ? result.rows.length : Number(result.numAffectedRows ?? 0n);
     return {
       accepted,
       duplicates: entries.length - accepted,
-      ...(options.returnIds ? { insertedIds: new Set(result.rows.map((row) => (row as { id: string }).id)) } : {}),
+      ...(returnIds ? { insertedIds: new Set(result.rows.map((row) => (row as { id: string }).id)) } : {}),
     };
   }
 
@@ -252,7 +266,7 @@ export class AuditStore {
  */
 export async function insertAuditEntriesIn(trx: Kysely<DB>, entries: readonly AuditEntry[]): Promise<number> {
   if (entries.length === 0) return 0;
-  const result = await insertStatement(serializeEntries(entries), null, false).execute(trx);
+  const result = await trx.executeQuery(insertQuery(serializeEntries(entries), null, false));
   return Number(result.numAffectedRows ?? 0n);
 }
 
@@ -261,19 +275,56 @@ export function dayKey(at: Date): string {
   return at.toISOString().slice(0, 10).replaceAll('-', '');
 }
 
+/** SQLSTATE classes 22 (data exception) and 23 (integrity): the batch's content, not the database's state. */
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23)[0-9A-Z]{3}$/.test(code);
+}
+
 /** `\u0000` or a surrogate escape in JSON text (well-formed JSON.stringify output escapes only unpaired ones). */
 const UNSTORABLE_ESCAPE = /\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})/;
 /** U+0000 and unpaired surrogates. */
 const UNSTORABLE_CHARACTER = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-/** Entries as the insert's parameter, with U+0000 and unpaired surrogates (which Postgres text cannot hold) replaced by U+FFFD. */
-function serializeEntries(entries: readonly AuditEntry[]): string {
-  return JSON.stringify({ entries }, (_key, value: unknown) => (typeof value === 'string' ? value.replace(UNSTORABLE_CHARACTER, '\uFFFD') : value));
+/**
+ * Whether JSON text may decode to U+0000 or an unpaired surrogate. Text decoded from UTF-8
+ * holds neither raw (the decoder replaces them, JSON forbids a raw U+0000 in a string), so
+ * only `\u` escapes can, and JSON.stringify writes `\u` only for control characters and
+ * unpaired surrogates: the regular expression runs for rare text only.
+ */
+function mayHoldUnstorable(json: string): boolean {
+  return json.includes('\\u') && UNSTORABLE_ESCAPE.test(json);
 }
 
-/** The one statement that stores a batch; the column list is the contract (`schema/audit/types.ts`). */
-function insertStatement(document: string, dataPlaneId: string | null, returnIds: boolean): RawBuilder<unknown> {
-  return sql`
+/** How a data plane writes a batch (`JSON.stringify` of an `AuditBatch`), up to the `entries` array's `[`. */
+const BATCH_PREFIX = '{"formatVersion":1,"entries":[';
+/** A batch's end after the `entries` array: `]}`, or `],"droppedEntries":n}` (a safe integer, at most 16 digits). */
+const DROPPED_TAIL = /\],"droppedEntries":\d{1,16}\}$/;
+
+/**
+ * The `entries` array of a batch's JSON text written as data planes write it, else
+ * undefined. Only for text that JSON.parse read as a valid batch (strict keys): then its
+ * `entries` member starts right after the prefix and, when the slice is valid JSON, ends
+ * at the slice's end, leaving no room for a repeated `entries`. A slice that is not valid
+ * JSON (a crafted repeated key) fails in Postgres as a data error, and the insert falls
+ * back to the validated entries.
+ */
+export function entriesArrayText(json: string): string | undefined {
+  if (!json.startsWith(BATCH_PREFIX)) return undefined;
+  const start = BATCH_PREFIX.length - 1;
+  if (json.endsWith(']}')) return json.slice(start, -1);
+  const tail = json.slice(-40);
+  const dropped = DROPPED_TAIL.exec(tail);
+  return dropped ? json.slice(start, json.length - tail.length + dropped.index + 1) : undefined;
+}
+
+/** Entries as the insert's parameter (a JSON array), with U+0000 and unpaired surrogates (which Postgres text cannot hold) replaced by U+FFFD. */
+function serializeEntries(entries: readonly AuditEntry[]): string {
+  return JSON.stringify(entries, (_key, value: unknown) => (typeof value === 'string' ? value.replace(UNSTORABLE_CHARACTER, '\uFFFD') : value));
+}
+
+/** The statement that stores a batch; the column list is the contract (`schema/audit/types.ts`). `$1` is a JSON array of entries, `$2` the data plane. */
+const INSERT_SQL = `
     INSERT INTO audit_entries (
       id, occurred_at, workspace_id, correlation_id, leg, status, duration_ms, gateway_ms, upstream_ms,
       gateway_id, server_id, assignment_id, host_id, connection_id, token_id, user_id,
@@ -287,8 +338,8 @@ function insertStatement(document: string, dataPlaneId: string | null, returnIds
       r."clientName", r."clientVersion", r."sessionRef", r."method", r."featureName", r."jsonRpcId",
       r."errorCode", r."errorMessage", COALESCE(r."policyActions", '[]'::jsonb), r."body", COALESCE(r."bodyTruncated", false), r."headers",
       r."inputTokens", r."outputTokens", r."bytesIn", r."bytesOut", r."originIp", r."userAgent",
-      ${dataPlaneId}::uuid, r."dataPlaneInstance", r."snapshotVersion"
-    FROM json_to_recordset(${document}::json -> 'entries') AS r(
+      $2::uuid, r."dataPlaneInstance", r."snapshotVersion"
+    FROM json_to_recordset($1::json) AS r(
       "id" uuid, "occurredAt" timestamptz, "workspaceId" uuid, "correlationId" uuid, "leg" text, "status" text,
       "durationMs" double precision, "gatewayMs" double precision, "upstreamMs" double precision,
       "gatewayId" uuid, "serverId" uuid, "assignmentId" uuid, "hostId" uuid, "connectionId" uuid, "tokenId" uuid, "userId" uuid,
@@ -296,6 +347,11 @@ function insertStatement(document: string, dataPlaneId: string | null, returnIds
       "errorCode" integer, "errorMessage" text, "policyActions" jsonb, "body" text, "bodyTruncated" boolean, "headers" jsonb,
       "inputTokens" integer, "outputTokens" integer, "bytesIn" integer, "bytesOut" integer, "originIp" text, "userAgent" text,
       "dataPlaneInstance" text, "snapshotVersion" bigint)
-    ON CONFLICT DO NOTHING
-    ${returnIds ? sql`RETURNING id` : sql``}`;
+    ON CONFLICT DO NOTHING`;
+const INSERT_RETURNING_SQL = `${INSERT_SQL}
+    RETURNING id`;
+
+/** The insert, compiled ahead: two parameters whatever the batch's size. */
+function insertQuery(entriesJson: string, dataPlaneId: string | null, returnIds: boolean): CompiledQuery {
+  return CompiledQuery.raw(returnIds ? INSERT_RETURNING_SQL : INSERT_SQL, [entriesJson, dataPlaneId]);
 }

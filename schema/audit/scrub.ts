@@ -8,6 +8,10 @@
  * and `_` removed, it equals a listed key or ends with one (`access_token`, `X-Auth-Token`,
  * `dbPassword`, `Proxy-Authorization`, `clientSecret` all match). Values found elsewhere
  * (a token pasted into free text) are the content rules' business, not this module's.
+ *
+ * JSON text is parsed and walked only when it could hold such a key: a test compiled from
+ * the key list ({@link secretKeyPrecheck}) looks at the raw text first, and text that
+ * cannot hold one is kept as it is (cut at the limit).
  */
 
 /** What a scrubbed value is replaced with. */
@@ -71,6 +75,41 @@ export interface Scrubber {
 
 const normalize = (name: string) => name.toLowerCase().replace(/[-_]/g, '');
 
+/**
+ * Characters of a normalized name that JSON text may write only as an escape, or as `\/`,
+ * and Greek sigma (whose lowercase depends on its neighbours): a list naming one gets no
+ * pre-check.
+ */
+const NOT_PRECHECKABLE = /["\\/\u0000-\u001f\u03c2\u03c3]/;
+
+/**
+ * A test on raw JSON text, compiled once from the key list, that is true whenever the text
+ * may hold an object key `isSecretKey` accepts (and sometimes when it does not: a string
+ * value saying "password" only costs a parse), or undefined when the list cannot have one.
+ *
+ * Why it misses no secret key: a key is secret when `normalize(key)` (lowercased, `-` and
+ * `_` dropped) ends with a listed name. Unless the text holds a `\u` escape (then the test
+ * says yes), the characters that normalize to that name stand in the text as they are:
+ * they are letters, digits and the like, which JSON writes raw (other escapes stand for
+ * `"`, `\`, `/` and control characters, which no checked name holds), with only `-`/`_`
+ * between them. Lowercasing works per character (Greek sigma aside, excluded above), so
+ * `normalize(text)` holds the name too, and the test looks for each listed name in it (the
+ * shortest suffice: a name containing another is found through it).
+ */
+export function secretKeyPrecheck(keys: readonly string[]): ((text: string) => boolean) | undefined {
+  const names = [...new Set(keys.map(normalize))].sort((a, b) => a.length - b.length);
+  if (names.length === 0 || names.some((name) => NOT_PRECHECKABLE.test(name))) return undefined;
+  const kept = names.filter((name, i) => !names.slice(0, i).some((shorter) => name.includes(shorter)));
+  const listed = new RegExp(kept.map((name) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
+  return (text) => {
+    if (text.includes('\\u')) return true;
+    let normalized = text.toLowerCase();
+    if (normalized.includes('-')) normalized = normalized.replaceAll('-', '');
+    if (normalized.includes('_')) normalized = normalized.replaceAll('_', '');
+    return listed.test(normalized);
+  };
+}
+
 /** Builds a scrubber for a key list (normalized and indexed once). */
 export function createScrubber(options: ScrubberOptions = {}): Scrubber {
   const listed = [...(options.keys ?? DEFAULT_SECRET_KEYS), ...(options.extraKeys ?? [])];
@@ -79,6 +118,7 @@ export function createScrubber(options: ScrubberOptions = {}): Scrubber {
   }
   const exact = new Set(listed.map(normalize));
   const suffixes = [...exact];
+  const mayHoldSecret = secretKeyPrecheck(listed);
   // Names seen before, secret or not: a workload repeats the same few keys endlessly.
   const cache = new Map<string, boolean>();
 
@@ -132,6 +172,7 @@ export function createScrubber(options: ScrubberOptions = {}): Scrubber {
       return out;
     },
     jsonText(text, maxBytes) {
+      if (mayHoldSecret && !mayHoldSecret(text)) return capText(text, maxBytes);
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -142,6 +183,7 @@ export function createScrubber(options: ScrubberOptions = {}): Scrubber {
       return capText(scrubbed === parsed ? text : JSON.stringify(scrubbed), maxBytes);
     },
     toJsonText(input, maxBytes) {
+      // No pre-check here: walking a value costs less than testing its serialized text.
       return capText(JSON.stringify(walk(input, 0)) ?? 'null', maxBytes);
     },
   };

@@ -1,28 +1,38 @@
 /**
  * Audit ingest throughput into real Postgres: sustained entries/s through the ingest path,
- * (1) at the service level (`AuditIngestService.ingest`: validation, partition check,
- * one `json_to_recordset` insert per batch) and (2) over HTTP (`POST /ingest/audit` with
- * a data-plane token: authentication, body read, JSON parse, the same service), with
- * several batches in flight as several data planes would send them. Target (issue 6):
- * ≥ 20,000 entries/s.
+ * (1) at the service level (`AuditIngestService.ingest` in this process: JSON parse,
+ * validation, partition check, one insert per batch) and (2) over HTTP (`POST
+ * /ingest/audit` with a data-plane token to a control plane in its own process:
+ * authentication, body read, the same service), with several batches in flight as
+ * several data planes would send them. Target (issue 6): ≥ 20,000 entries/s.
+ *
+ * Wall-clock rates are noisy on a shared machine, so it also reports CPU per entry: the
+ * control plane's (user + system) and the Postgres backends' (`/proc/<pid>/stat`).
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx test/bench/audit-ingest.ts [seconds=10] [batch=1000] [concurrency=4]
+ *
+ * `BENCH_CP_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/cp-prof"` passes node flags to the
+ * control-plane process (to profile the HTTP path).
  *
  * Entries are metadata-only (as gateways record by default), ~1 KB of JSON each, with the
  * four legs of a call, realistic id spreads (5 gateways, 20 servers, 200 connections) and
  * every index of the migrations in place (the read side's too). A scratch database is
  * created and dropped.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { buildControlPlane } from '../../control-plane/app.js';
-import { insertApiKey } from '../../control-plane/api-keys/api-key.service.js';
 import { loadControlPlaneConfig } from '../../control-plane/config.js';
 import { openDatabase } from '../../control-plane/db/database.js';
-import { migrateToLatest } from '../../control-plane/db/migrate.js';
 import { createLogger } from '../../control-plane/logger.js';
 import type { AuditBatch, AuditEntry, AuditLeg } from '../../schema/audit/types.js';
+import { freePort, start, tsxArgs, type Spawned } from './lib/processes.js';
 
 const base = process.env.DATABASE_URL;
 if (!base) {
@@ -120,15 +130,99 @@ interface Result {
   readonly entries: number;
   readonly seconds: number;
   readonly latencies: number[];
+  readonly cpu: CpuSpent;
+}
+
+/** CPU seconds spent during a run: the control plane, the scratch database's backends, and every postgres process. */
+interface CpuSpent {
+  readonly node: number;
+  readonly backends: number;
+  readonly allPostgres: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/** utime + stime of a process in seconds, or undefined when it is gone. */
+function processCpu(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process's CPU as `process.cpuUsage()` reports it (µs), from /proc. */
+function cpuMicros(pid: number): NodeJS.CpuUsage {
+  return { user: (processCpu(pid) ?? 0) * 1e6, system: 0 };
+}
+
+const collectGarbage: () => void = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+function postgresPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/**
+ * Starts counting CPU; the returned function stops and returns what was spent. Backends
+ * are those connected to the scratch database (pg_stat_activity), started before or during
+ * the run; "all postgres" also counts the server's shared processes (WAL writer,
+ * checkpointer, autovacuum) and any other database's work on this shared server, so it is
+ * an upper bound.
+ */
+async function startCpu(controlPlaneCpu: () => NodeJS.CpuUsage): Promise<() => Promise<CpuSpent>> {
+  const backendPids = async () => (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name])).rows.map((row) => row.pid);
+  const readAll = (pids: readonly number[]) => {
+    const cpu = new Map<number, number>();
+    for (const pid of pids) {
+      const seconds = processCpu(pid);
+      if (seconds !== undefined) cpu.set(pid, seconds);
+    }
+    return cpu;
+  };
+  const nodeBefore = controlPlaneCpu();
+  const backendsBefore = readAll(await backendPids());
+  const allBefore = readAll(postgresPids());
+  return async () => {
+    const nodeAfter = controlPlaneCpu();
+    const node = { user: nodeAfter.user - nodeBefore.user, system: nodeAfter.system - nodeBefore.system };
+    const allAfter = readAll(postgresPids());
+    const backendsAfter = readAll(await backendPids());
+    const spent = (before: Map<number, number>, after: Map<number, number>) => {
+      let total = 0;
+      // A pid new since `before` (or reused by a new process) counts whole.
+      for (const [pid, cpu] of after) total += cpu - Math.min(cpu, before.get(pid) ?? 0);
+      return total;
+    };
+    return { node: (node.user + node.system) / 1e6, backends: spent(backendsBefore, backendsAfter), allPostgres: spent(allBefore, allAfter) };
+  };
 }
 
 /** Runs `send` from `CONCURRENCY` workers for `SECONDS`, each with batches generated ahead. */
-async function sustained(mode: string, workspaceId: string, send: (text: string) => Promise<number>): Promise<Result> {
+async function sustained(mode: string, workspaceId: string, controlPlaneCpu: () => NodeJS.CpuUsage, send: (text: string) => Promise<number>): Promise<Result> {
   const perWorker = Math.ceil((SECONDS * 30_000) / BATCH / CONCURRENCY) + 2;
   const prepared = Array.from({ length: CONCURRENCY }, () => Array.from({ length: perWorker }, () => batchOf(workspaceId, BATCH)));
+  // One batch per worker first, unmeasured: pooled connections are open and warm (generating batches may have outlasted their idle timeout).
+  await Promise.all(prepared.map((queue) => send(queue.shift()!)));
+  collectGarbage();
   const latencies: number[] = [];
   let entries = 0;
   let batches = 0;
+  const stopCpu = await startCpu(controlPlaneCpu);
   const started = performance.now();
   const deadline = started + SECONDS * 1000;
   await Promise.all(
@@ -144,15 +238,40 @@ async function sustained(mode: string, workspaceId: string, send: (text: string)
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  return { mode, batches, entries, seconds, latencies: latencies.sort((a, b) => a - b) };
+  const cpu = await stopCpu();
+  return { mode, batches, entries, seconds, latencies: latencies.sort((a, b) => a - b), cpu };
 }
 
 const results: Result[] = [];
 const databaseHandles: Awaited<ReturnType<typeof openDatabase>>[] = [];
+let child: Spawned | undefined;
+const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-audit-bench-'));
 try {
+  // The HTTP mode's control plane runs as production runs it: its own process (so its CPU
+  // is measured apart from the load generator's), started first so it sets up the database.
+  const port = await freePort();
+  const adminKey = `gh_admin_${randomBytes(24).toString('hex')}`;
+  child = (
+    await start('control plane', process.execPath, [...(process.env.BENCH_CP_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...tsxArgs('control-plane/cli/main.ts', ['control-plane'])], {
+      env: {
+        GATEHOUSE_LOG_LEVEL: 'warn',
+        GATEHOUSE_DATA_DIR: dataDir,
+        DATABASE_URL: databaseUrl,
+        GATEHOUSE_CONTROL_PLANE_PORT: String(port),
+        GATEHOUSE_BOOTSTRAP_ADMIN_KEY: adminKey,
+        GATEHOUSE_ENCRYPTION_KEY: KEY,
+        GATEHOUSE_DISCOVERY_INTERVAL_SECONDS: '0',
+        GATEHOUSE_GRAPHIQL: 'false',
+      },
+      ready: /control plane is up/i,
+      timeoutMs: 120_000,
+    })
+  ).spawned;
+  const cpUrl = `http://127.0.0.1:${port}`;
+  const cpPid = child.child.pid!;
+
   const database = await openDatabase({ databaseUrl, poolSize: 10 });
   databaseHandles.push(database);
-  await migrateToLatest(database);
   const config = loadControlPlaneConfig({
     GATEHOUSE_CONTROL_PLANE_PORT: '0',
     GATEHOUSE_LOG_LEVEL: 'silent',
@@ -161,14 +280,11 @@ try {
     DATABASE_URL: databaseUrl,
   });
   const plane = await buildControlPlane(config, { database, logger: createLogger('silent') });
-  const cpUrl = await plane.listen();
   try {
     const ws = await database.db.selectFrom('workspaces').select('id').executeTakeFirstOrThrow();
-    const owner = await database.db.selectFrom('roles').select('id').where('workspace_id', '=', ws.id).where('builtin', '=', 'owner').executeTakeFirstOrThrow();
-    const ownerKey = (await database.db.transaction().execute((trx) => insertApiKey(trx, ws.id, owner.id, 'bench', 'bench'))).secret;
     const registered = await fetch(`${cpUrl}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ownerKey}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
       body: JSON.stringify({ query: `mutation { registerDataPlane(input: { name: "bench" }) { ... on RegisterDataPlaneSuccess { registered { token dataPlane { id } } } } }` }),
     });
     const { data } = (await registered.json()) as { data: any };
@@ -184,7 +300,7 @@ try {
     }
 
     results.push(
-      await sustained('service (parse + validate + insert)', ws.id, async (text) => {
+      await sustained('service (parse + validate + insert), in this process', ws.id, () => process.cpuUsage(), async (text) => {
         const receipt = await ingest.ingest(principal, JSON.parse(text), text);
         if (receipt.accepted !== BATCH) throw new Error(`stored ${receipt.accepted} of ${BATCH}`);
         return receipt.accepted;
@@ -193,7 +309,7 @@ try {
 
     const http = new Pool(cpUrl, { connections: CONCURRENCY, keepAliveTimeout: 30_000 });
     results.push(
-      await sustained('HTTP POST /ingest/audit', ws.id, async (text) => {
+      await sustained('HTTP POST /ingest/audit, control-plane process', ws.id, () => cpuMicros(cpPid), async (text) => {
         const response = await http.request({
           path: '/ingest/audit',
           method: 'POST',
@@ -210,18 +326,24 @@ try {
     const stored = await database.db.selectFrom('audit_entries' as never).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow() as { n: string };
     const partitions = await plane.services.auditStore.listPartitions();
     console.log(`\naudit ingest into Postgres (${new URL(base).host}), ${SECONDS} s per mode, batches of ${BATCH}, ${CONCURRENCY} in flight\n`);
-    console.log('| path | batches | entries | entries/s | batch p50 ms | batch p99 ms |');
-    console.log('|---|---:|---:|---:|---:|---:|');
+    console.log('| path | batches | entries | entries/s | batch p50 ms | batch p99 ms | control plane CPU µs/entry | backend CPU µs/entry | control plane + backends µs/entry | all postgres µs/entry |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const perEntry = (seconds: number, entries: number) => ((seconds * 1e6) / entries).toFixed(1);
     for (const r of results) {
       console.log(
-        `| ${r.mode} | ${r.batches} | ${r.entries} | ${Math.round(r.entries / r.seconds).toLocaleString('en-US')} | ${quantile(r.latencies, 0.5).toFixed(1)} | ${quantile(r.latencies, 0.99).toFixed(1)} |`,
+        `| ${r.mode} | ${r.batches} | ${r.entries} | ${Math.round(r.entries / r.seconds).toLocaleString('en-US')} | ${quantile(r.latencies, 0.5).toFixed(1)} | ${quantile(r.latencies, 0.99).toFixed(1)} | ${perEntry(r.cpu.node, r.entries)} | ${perEntry(r.cpu.backends, r.entries)} | ${perEntry(r.cpu.node + r.cpu.backends, r.entries)} | ${perEntry(r.cpu.allPostgres, r.entries)} |`,
       );
     }
+    console.log(
+      '\nCPU (user + system): control plane = process.cpuUsage() of this process in the service mode (after a forced GC, so generating the batches is not counted), /proc/<pid>/stat of the control-plane process in the HTTP mode; backends = /proc/<pid>/stat of the scratch database\'s connections; all postgres = every process named postgres (WAL writer, checkpointer, autovacuum too, and anything else using this server: an upper bound).',
+    );
     console.log(`\nrows stored: ${Number(stored.n).toLocaleString('en-US')} in ${partitions.length} day partitions; target ≥ 20,000 entries/s`);
   } finally {
     await plane.close();
   }
 } finally {
+  await child?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
   for (const handle of databaseHandles) await handle.close().catch(() => undefined);
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
   await admin.end();
