@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import RE2 from 're2';
 
 /**
@@ -72,4 +73,31 @@ function explain(message: string): string {
     return `${message} (atomic groups are not supported; RE2 never backtracks, so they are not needed)`;
   }
   return message;
+}
+
+/** Scratch kept between calls up to this size; longer texts get a buffer of their own. */
+const KEEP_UTF8_SCRATCH = 4 * 1024 * 1024;
+let utf8Scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * `text` as UTF-8 in a reused buffer, for RE2 calls that only ask *whether* or *which*
+ * patterns match (`RE2.Set#match`): RE2 reads a Buffer as it is, while a string is copied
+ * to a fresh UTF-8 buffer on every call (≈ 3.5 → 1.9 µs per KiB-sized set match, 2.2 →
+ * 1.7 ms per MiB). Lone surrogates become U+FFFD, as in RE2's own conversion for `exec`.
+ * The returned view is valid until the next call: use it synchronously, and map no byte
+ * offsets back to the string through it.
+ */
+export function utf8View(text: string): Buffer {
+  let scratch = utf8Scratch;
+  if (scratch.length < text.length + 4) {
+    scratch = Buffer.allocUnsafeSlow(text.length + 4);
+    if (scratch.length <= KEEP_UTF8_SCRATCH) utf8Scratch = scratch;
+  }
+  const written = scratch.write(text, 0, 'utf8');
+  // Only whole characters are written, none longer than 4 bytes: with 4 bytes to spare, all of it fit.
+  if (scratch.length - written >= 4) return scratch.subarray(0, written);
+  const exact = Buffer.byteLength(text, 'utf8');
+  scratch = Buffer.allocUnsafeSlow(exact + 4);
+  if (scratch.length <= KEEP_UTF8_SCRATCH) utf8Scratch = scratch;
+  return scratch.subarray(0, scratch.write(text, 0, 'utf8'));
 }

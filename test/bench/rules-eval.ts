@@ -6,7 +6,12 @@
  *   1 MiB payloads: ≥ 100 MB/s per core;
  * - a 1 MiB input shaped for catastrophic backtracking: ≤ 50 ms.
  *
- *   npx tsx test/bench/rules-eval.ts [--runs 7]
+ *   npx tsx test/bench/rules-eval.ts [--runs 7] [--compare <checkout>]
+ *
+ * `--compare` also evaluates every cell with the rule engine of another checkout (say, the
+ * code before a change, copied outside the repo), round by round in this same process, and
+ * prints its MB/s and the ratio next to each figure: on a shared machine, load changes
+ * absolute figures from one run to the next, not much a ratio measured in the same rounds.
  *
  * MB/s is 10^6 UTF-16 code units of scanned text per second of this process's CPU time
  * (user + system, so other load on the machine does not count against it), best of
@@ -20,13 +25,22 @@
  * Rules run with `alert_only` (scanning cost) and with `redact` (scanning plus rewriting).
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { compileRuleSet, evaluateLeg, type LegCall } from '../../schema/rules/engine/index.js';
 import { ENTITY_TYPES } from '../../schema/rules/pii/index.js';
 import type { RuleAction, SnapshotRule } from '../../schema/snapshot/index.js';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 7;
+const compareArg = process.argv.indexOf('--compare');
+const COMPARE = compareArg >= 0 ? resolve(process.argv[compareArg + 1] ?? '.') : undefined;
+
+/** The part of a rule engine this benchmark drives (this checkout's, or the one compared with). */
+interface Engine {
+  compileRuleSet: typeof compileRuleSet;
+  evaluateLeg: typeof evaluateLeg;
+}
 
 const corpusFile = fileURLToPath(new URL('../corpus/pii/tuned.jsonl', import.meta.url));
 const samples = readFileSync(corpusFile, 'utf8')
@@ -134,16 +148,22 @@ function legCall(leg: 'request' | 'response'): LegCall {
   };
 }
 
-/** Best-of-RUNS CPU milliseconds of one evaluation. Evaluation is synchronous for text rules, so CPU time is its cost. */
-async function cpuMs(work: () => Promise<unknown>, chars: number): Promise<number> {
+/**
+ * Best-of-RUNS CPU milliseconds of one evaluation, for each of `works` (measured round by
+ * round, so each round sees the same load). Evaluation is synchronous for text rules, so
+ * CPU time is its cost.
+ */
+async function cpuMs(works: ReadonlyArray<() => Promise<unknown>>, chars: number): Promise<number[]> {
   const iterations = Math.max(1, Math.round((2 * 1024 * 1024) / chars));
-  for (let i = 0; i < Math.min(iterations, 20); i++) await work();
-  let best = Infinity;
+  for (const work of works) for (let i = 0; i < Math.min(iterations, 20); i++) await work();
+  const best = works.map(() => Infinity);
   for (let run = 0; run < RUNS; run++) {
-    const start = process.cpuUsage();
-    for (let i = 0; i < iterations; i++) await work();
-    const used = process.cpuUsage(start);
-    best = Math.min(best, (used.user + used.system) / 1000 / iterations);
+    for (let w = 0; w < works.length; w++) {
+      const start = process.cpuUsage();
+      for (let i = 0; i < iterations; i++) await works[w]!();
+      const used = process.cpuUsage(start);
+      best[w] = Math.min(best[w]!, (used.user + used.system) / 1000 / iterations);
+    }
   }
   return best;
 }
@@ -152,10 +172,21 @@ const mbps = (chars: number, ms: number) => (chars / ms / 1000).toFixed(0);
 
 async function main(): Promise<void> {
   console.log(`node ${process.version}; CPU time of this process, best of ${RUNS} rounds; MB/s = 10^6 chars/s of scanned text`);
-  const alert = compileRuleSet(rules({ kind: 'alert_only' }), { hashSalt: 'salt', engines: new Map() });
-  const redact = compileRuleSet(rules({ kind: 'redact' }), { hashSalt: 'salt', engines: new Map() });
-  const piiOnly = compileRuleSet(rules({ kind: 'alert_only' }, true, []), { hashSalt: 'salt', engines: new Map() });
-  const regexOnly = compileRuleSet(rules({ kind: 'alert_only' }, false), { hashSalt: 'salt', engines: new Map() });
+  const engines: Engine[] = [{ compileRuleSet, evaluateLeg }];
+  if (COMPARE !== undefined) {
+    engines.push((await import(pathToFileURL(`${COMPARE}/schema/rules/engine/index.ts`).href)) as Engine);
+    console.log(`each cell: this checkout (the compared one at ${COMPARE}, ratio)`);
+  }
+  const sets = (engine: Engine) => {
+    const options = { hashSalt: 'salt', engines: new Map() };
+    return [
+      engine.compileRuleSet(rules({ kind: 'alert_only' }, true, []), options),
+      engine.compileRuleSet(rules({ kind: 'alert_only' }, false), options),
+      engine.compileRuleSet(rules({ kind: 'alert_only' }), options),
+      engine.compileRuleSet(rules({ kind: 'redact' }), options),
+    ];
+  };
+  const compiled = engines.map(sets);
   console.log('');
   console.log('| payload | size | PII pack only | 10 regex only | pack + 10 regex (alert_only) | pack + 10 regex (redact) |');
   console.log('|---|---|---|---|---|---|');
@@ -163,9 +194,9 @@ async function main(): Promise<void> {
     for (const payload of payloads(size)) {
       const call = legCall(payload.leg);
       const cells: string[] = [];
-      for (const set of [piiOnly, regexOnly, alert, redact]) {
-        const ms = await cpuMs(() => evaluateLeg(set, call, payload.message), payload.chars);
-        cells.push(`${mbps(payload.chars, ms)} MB/s`);
+      for (let k = 0; k < compiled[0]!.length; k++) {
+        const ms = await cpuMs(compiled.map((set, e) => () => engines[e]!.evaluateLeg(set[k]!, call, payload.message)), payload.chars);
+        cells.push(ms.length === 1 ? `${mbps(payload.chars, ms[0]!)} MB/s` : `${mbps(payload.chars, ms[0]!)} MB/s (${mbps(payload.chars, ms[1]!)}, ×${(ms[1]! / ms[0]!).toFixed(2)})`);
       }
       console.log(`| ${payload.kind} | ${label} | ${cells.join(' | ')} |`);
     }
@@ -179,15 +210,15 @@ async function main(): Promise<void> {
   for (const pattern of ['^(a+)+$', '(a|aa)+$', '(a*)*b', '^(a|a?)+$', '(.*a){12}$']) {
     const set = compileRuleSet(rules({ kind: 'block' }, false, [[pattern, false]]), { hashSalt: 'salt', engines: new Map() });
     const message = { name: 't', arguments: { text: evil } };
-    const ms = await cpuMs(() => evaluateLeg(set, legCall('request'), message), evil.length);
-    console.log(`| \`${pattern}\` | ${ms.toFixed(1)} |`);
+    const [ms] = await cpuMs([() => evaluateLeg(set, legCall('request'), message)], evil.length);
+    console.log(`| \`${pattern}\` | ${ms!.toFixed(1)} |`);
   }
   // For contrast: a backtracking engine on 24 characters of the same shape.
   const t0 = performance.now();
   /^(a+)+$/.test(`${'a'.repeat(21)}!`);
   console.log(`(V8 RegExp \`^(a+)+$\` on 22 characters: ${(performance.now() - t0).toFixed(0)} ms)`);
-  const packOnEvil = await cpuMs(() => evaluateLeg(alert, legCall('request'), { name: 't', arguments: { text: evil } }), evil.length);
-  console.log(`PII pack + 10 regex rules on the same input: ${packOnEvil.toFixed(1)} ms`);
+  const [packOnEvil] = await cpuMs([() => evaluateLeg(compiled[0]![2]!, legCall('request'), { name: 't', arguments: { text: evil } })], evil.length);
+  console.log(`PII pack + 10 regex rules on the same input: ${packOnEvil!.toFixed(1)} ms`);
 }
 
 await main();

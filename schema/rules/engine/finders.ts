@@ -63,22 +63,21 @@ interface Joined {
 function join(slots: readonly Slot[], withKeys: boolean): Joined {
   const starts = new Int32Array(slots.length);
   const ends = new Int32Array(slots.length);
-  const pieces: string[] = [];
-  let at = 0;
+  // Concatenated rather than collected and joined: V8 builds a rope and flattens it once,
+  // which costs less than `Array#join` over thousands of pieces.
+  let text = '';
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i]!;
     if (withKeys && slot.key !== '') {
-      const label = `${slot.key}: `;
-      pieces.push(label);
-      at += label.length;
+      text += slot.key;
+      text += ': ';
     }
-    starts[i] = at;
-    pieces.push(slot.value, '\n');
-    at += slot.value.length;
-    ends[i] = at;
-    at += 1;
+    starts[i] = text.length;
+    text += slot.value;
+    ends[i] = text.length;
+    text += '\n';
   }
-  return { text: pieces.join(''), starts, ends };
+  return { text, starts, ends };
 }
 
 /** The last slot whose value starts at or before `offset` (0 when none does). */
@@ -99,8 +98,13 @@ function slotAt(joined: Joined, offset: number): number {
  */
 function distribute(joined: Joined, found: Iterable<Match>, count: number): Array<Match[] | undefined> {
   const out: Array<Match[] | undefined> = new Array(count);
+  // Matches come in text order: the slot of the next one is found by walking on from the
+  // last one's (a binary search only when one starts earlier).
+  let at = 0;
   for (const m of found) {
-    for (let i = slotAt(joined, m.start); i < count && joined.starts[i]! < m.end; i++) {
+    if (m.start < joined.starts[at]!) at = slotAt(joined, m.start);
+    else while (at + 1 < count && joined.starts[at + 1]! <= m.start) at++;
+    for (let i = at; i < count && joined.starts[i]! < m.end; i++) {
       const start = Math.max(m.start, joined.starts[i]!);
       const end = Math.min(m.end, joined.ends[i]!);
       if (end <= start) continue;
@@ -211,14 +215,15 @@ function piiFinder(entityTypes: readonly string[], minConfidence: number, allowL
     wholeValue: false,
     find(slots: readonly Slot[]): FinderResult {
       if (slots.length === 0) return NO_MATCHES;
+      // Spans only: a rule acts on where entities are, not on how confident each one is.
       if (slots.length === 1 && slots[0]!.key === '') {
-        const found = scanner.scan(slots[0]!.value);
-        return found.length === 0 ? NO_MATCHES : { matches: [found.map((f) => ({ start: f.start, end: f.end, type: f.entityType }))] };
+        const found = scanner.scanSpans(slots[0]!.value);
+        return found.length === 0 ? NO_MATCHES : { matches: [found] };
       }
       const joined = join(slots, true);
-      const found = scanner.scan(joined.text);
+      const found = scanner.scanSpans(joined.text);
       if (found.length === 0) return NO_MATCHES;
-      return { matches: distribute(joined, found.map((f) => ({ start: f.start, end: f.end, type: f.entityType })), slots.length) };
+      return { matches: distribute(joined, found, slots.length) };
     },
   });
 }

@@ -26,42 +26,39 @@ function isLetter(c: number): boolean {
   return ((c | 0x20) >= 97 && (c | 0x20) <= 122) || c > 0xbf;
 }
 
-/** Looks for context words before a position; built once per word list. */
-export type ContextMatcher = (text: string, start: number) => boolean;
+/** Looks for context words before a position of the scanned text's code-unit bytes (`codes.ts`); built once per word list. */
+export type ContextMatcher = (codes: Uint8Array, start: number) => boolean;
 
 /**
  * Compiles `words` into a matcher for "does one of them occur in the `window` characters
  * before `start`", compared case-insensitively without allocating. A word must start at a
  * word boundary (or a camelCase hump: `userEmail`); words of three letters or fewer (`ip`,
  * `cc`, `tel`) must also end at one. The window is walked once; only words whose first
- * letter matches are compared.
+ * letter matches are compared. Words are lowercase Latin-1 without `ÿ` (the stand-in for
+ * units above U+00FF in `codes.ts`, which therefore never match).
  */
 export function compileContextWords(words: readonly string[], window = CONTEXT_WINDOW): ContextMatcher {
-  // Words by their (lowercase) first UTF-16 unit, in a dense table for ASCII: the window walk
-  // is one array read per character, no hashing.
-  const ascii: Array<readonly string[] | undefined> = new Array(128).fill(undefined);
-  const other = new Map<number, string[]>();
+  // Words (as code arrays) by the byte that can start them, in a dense table: the window
+  // walk is one array read per character, no hashing. ASCII words also start at their
+  // first letter in upper case.
+  const byFirst: Array<Uint8Array[] | undefined> = new Array(256).fill(undefined);
   for (const word of words) {
-    const first = word.charCodeAt(0);
-    if (first < 128) ascii[first] = [...(ascii[first] ?? []), word];
-    else other.set(first, [...(other.get(first) ?? []), word]);
+    if (word.length === 0 || /[^\u0000-\u00fe]/.test(word) || word !== word.toLowerCase()) {
+      throw new TypeError(`compileContextWords: "${word}" must be a non-empty lowercase Latin-1 word without ÿ`);
+    }
+    const codes = Uint8Array.from(word, (ch) => ch.charCodeAt(0));
+    const first = codes[0]!;
+    const starts = first >= 97 && first <= 122 ? [first, first - 32] : first < 128 && (first | 0x20) !== first ? [] : [first];
+    for (const c of starts) byFirst[c] = [...(byFirst[c] ?? []), codes];
   }
-  const firstLetters = new Uint8Array(128);
-  for (let c = 0; c < 128; c++) if (ascii[c | 0x20] !== undefined && ((c | 0x20) === c || (c >= 65 && c <= 90))) firstLetters[c] = 1;
-  return (text, start) => {
+  return (codes, start) => {
     const from = Math.max(0, start - window);
     for (let i = from; i < start; i++) {
-      const c0 = text.charCodeAt(i);
-      let candidates: readonly string[] | undefined;
-      if (c0 < 128) {
-        if (firstLetters[c0] === 0) continue;
-        candidates = ascii[c0 | 0x20];
-      } else {
-        candidates = other.get(c0);
-      }
+      const candidates = byFirst[codes[i]!];
       if (candidates === undefined) continue;
       if (i > 0) {
-        const before = text.charCodeAt(i - 1);
+        const c0 = codes[i]!;
+        const before = codes[i - 1]!;
         const hump = c0 >= 65 && c0 <= 90 && before >= 97 && before <= 122;
         if (isLetter(before) && !hump) continue;
       }
@@ -70,15 +67,16 @@ export function compileContextWords(words: readonly string[], window = CONTEXT_W
         if (i + n > start) continue;
         let k = 1;
         while (k < n) {
-          const c = text.charCodeAt(i + k);
-          const w = word.charCodeAt(k);
+          const c = codes[i + k]!;
+          const w = word[k]!;
           if (c !== w && (c | 0x20) !== w) break;
           k++;
         }
         if (k < n) continue;
-        if (n <= 3 && i + n < text.length) {
-          const after = text.charCodeAt(i + n);
-          const last = text.charCodeAt(i + n - 1);
+        if (n <= 3) {
+          // Past the text's end the padding reads 0, which is no letter.
+          const after = codes[i + n]!;
+          const last = codes[i + n - 1]!;
           const hump = after >= 65 && after <= 90 && last >= 97 && last <= 122;
           if (isLetter(after) && !hump) continue;
         }

@@ -1,6 +1,8 @@
+import { codesOf } from './codes.js';
+
 /**
- * Checksums and structural rules, hand-written and allocation-free: they take a string and
- * a span so callers never slice.
+ * Checksums and structural rules, hand-written and allocation-free: they take code-unit
+ * bytes (`codes.ts`) and a span so callers never slice. The string forms are for tests.
  */
 
 const ZERO = 48;
@@ -123,12 +125,17 @@ export function isHexCode(c: number): boolean {
 
 /** Dotted-quad IPv4 in `text[start, end)`: four decimal octets 0–255 without leading zeros. */
 export function ipv4Valid(text: string, start: number, end: number): boolean {
+  return ipv4ValidAt(codesOf(text), start, end);
+}
+
+/** {@link ipv4Valid} over code-unit bytes (see `codes.ts`). */
+export function ipv4ValidAt(codes: Uint8Array, start: number, end: number): boolean {
   let octets = 0;
   let value = 0;
   let digits = 0;
   let leadingZero = false;
   for (let i = start; i <= end; i++) {
-    const c = i === end ? 46 : text.charCodeAt(i);
+    const c = i === end ? 46 : codes[i]!;
     if (c === 46) {
       if (digits === 0 || value > 255 || (leadingZero && digits > 1)) return false;
       octets++;
@@ -150,24 +157,29 @@ export function ipv4Valid(text: string, start: number, end: number): boolean {
  * Returns the number of explicit groups (0 when invalid), so callers can grade short forms.
  */
 export function ipv6Groups(text: string, start: number, end: number): number {
+  return ipv6GroupsAt(codesOf(text), start, end);
+}
+
+/** {@link ipv6Groups} over code-unit bytes (see `codes.ts`). */
+export function ipv6GroupsAt(codes: Uint8Array, start: number, end: number): number {
   let groups = 0;
   let compressed = false;
   let i = start;
   if (end - start < 2) return 0;
-  if (text.charCodeAt(i) === 58) {
-    if (text.charCodeAt(i + 1) !== 58) return 0;
+  if (codes[i]! === 58) {
+    if (codes[i + 1]! !== 58) return 0;
     compressed = true;
     i += 2;
     if (i === end) return 0;
   }
   while (i < end) {
     let j = i;
-    while (j < end && j - i < 5 && isHexCode(text.charCodeAt(j))) j++;
+    while (j < end && j - i < 5 && isHexCode(codes[j]!)) j++;
     const len = j - i;
     if (len === 0) return 0;
-    if (j < end && text.charCodeAt(j) === 46) {
+    if (j < end && codes[j]! === 46) {
       // Embedded IPv4 must be last.
-      if (!ipv4Valid(text, i, end)) return 0;
+      if (!ipv4ValidAt(codes, i, end)) return 0;
       groups += 2;
       i = end;
       break;
@@ -176,9 +188,9 @@ export function ipv6Groups(text: string, start: number, end: number): number {
     groups++;
     i = j;
     if (i === end) break;
-    if (text.charCodeAt(i) !== 58) return 0;
+    if (codes[i]! !== 58) return 0;
     i++;
-    if (i < end && text.charCodeAt(i) === 58) {
+    if (i < end && codes[i]! === 58) {
       if (compressed) return 0;
       compressed = true;
       i++;
@@ -192,25 +204,65 @@ export function ipv6Groups(text: string, start: number, end: number): number {
 
 const counts = new Uint16Array(128);
 
+/** Spans up to this long reuse their entropy terms (a row of at most 513 doubles per length seen). */
+const MAX_CACHED_SPAN = 512;
+/** `TERMS[n][count]`: `p * Math.log2(p)` for `p = count / n`, filled as needed (NaN: not yet). */
+const TERMS: Array<Float64Array | undefined> = [];
+
 /**
  * Shannon entropy in bits per character of the ASCII span `text[start, end)`. Counts are
  * summed and cleared by a second walk over the span itself, so the cost is the span's
  * length, not the alphabet's.
  */
 export function shannonEntropy(text: string, start: number, end: number): number {
+  return shannonEntropyAt(codesOf(text), start, end);
+}
+
+/** Distinct units of the span being measured, in order of first occurrence. */
+const firstSeen = new Uint8Array(129);
+
+/**
+ * {@link shannonEntropy} over code-unit bytes, with one histogram reused by every call.
+ * One walk counts the units and lists each distinct one where it first occurs; the sum then
+ * runs over that list, so terms add up in the same order as a second walk over the span
+ * would take them (the result is the same double) and the histogram is cleared on the way.
+ */
+export function shannonEntropyAt(codes: Uint8Array, start: number, end: number): number {
   const n = end - start;
+  let distinct = 0;
   for (let i = start; i < end; i++) {
-    const k = text.charCodeAt(i) & 127;
-    counts[k] = counts[k]! + 1;
+    const k = codes[i]! & 127;
+    const seen = counts[k]!;
+    counts[k] = seen + 1;
+    firstSeen[distinct] = k;
+    distinct += (seen - 1) >>> 31; // 1 on a first occurrence, without a branch
   }
   let h = 0;
-  for (let i = start; i < end; i++) {
-    const k = text.charCodeAt(i) & 127;
+  for (let j = 0; j < distinct; j++) {
+    const k = firstSeen[j]!;
     const count = counts[k]!;
-    if (count === 0) continue;
     counts[k] = 0;
-    const p = count / n;
-    h -= p * Math.log2(p);
+    h -= entropyTerm(count, n);
   }
   return h;
+}
+
+/** `p * Math.log2(p)` for `p = count / n`, computed once per (count, n): the same double, without the log. */
+function entropyTerm(count: number, n: number): number {
+  if (n > MAX_CACHED_SPAN) {
+    const p = count / n;
+    return p * Math.log2(p);
+  }
+  let row = TERMS[n];
+  if (row === undefined) {
+    row = new Float64Array(n + 1).fill(Number.NaN);
+    TERMS[n] = row;
+  }
+  let term = row[count]!;
+  if (Number.isNaN(term)) {
+    const p = count / n;
+    term = p * Math.log2(p);
+    row[count] = term;
+  }
+  return term;
 }

@@ -1,12 +1,12 @@
 import { compileContextWords } from '../context.js';
-import { isDigitCode, isWordCode, ipv4Valid, knownIin, luhnValid, ssnValid } from '../validators.js';
+import { ipv4ValidAt, isDigitCode, isWordCode, knownIin, luhnValid, ssnValid } from '../validators.js';
 import type { FindingSink, Recognizer } from './sink.js';
 
 /**
  * Phone numbers, US SSNs, credit cards and IPv4 addresses share one pass: every run of digit
  * groups (digits joined by at most three of ` -./()`) is cut into groups once, then spans
  * of up to MAX_SPAN consecutive groups are classified by hand-written validators. Each
- * character is visited a constant number of times; the only RegExp is `/[0-9]/g`.
+ * character is visited a constant number of times.
  */
 const MAX_GROUPS = 16;
 const MAX_SPAN = 8;
@@ -27,12 +27,11 @@ function isSepCode(c: number): boolean {
 }
 
 export function createNumericRecognizer(): Recognizer {
-  // A digit that starts a word and can begin something of ours: eight digits in a row, or
-  // fewer followed by up to three separators and another digit. A lone short number
-  // (`42`, `2024,`) or one glued to letters (`50b3…`, `v2x`) could only end in the
-  // "fewer than 8 digits in fewer than 4 groups" exit below, so it is not a trigger. The
-  // lookahead has only bounded quantifiers over single classes: constant work per digit.
-  const trigger = /\b[0-9](?=[0-9]{7}|[0-9]{0,6}[ \-./()]{1,3}[0-9])/g;
+  // The trigger: a digit that starts a word and can begin something of ours: eight digits
+  // in a row, or fewer followed by up to three separators and another digit (checked once
+  // the run is cut into groups). A lone short number (`42`, `2024,`) or one glued to
+  // letters (`50b3…`, `v2x`) could only end in the "fewer than 8 digits in fewer than 4
+  // groups" exit below, so it is not a trigger.
   const groupStart = new Int32Array(MAX_GROUPS);
   const groupEnd = new Int32Array(MAX_GROUPS);
   const sepKind = new Uint8Array(MAX_GROUPS);
@@ -40,82 +39,104 @@ export function createNumericRecognizer(): Recognizer {
   const digitsBefore = new Int32Array(MAX_GROUPS + 1);
   const digits = new Uint8Array(32);
 
-  let sink: FindingSink;
+  let codes: Uint8Array = new Uint8Array(0);
+  let length = 0;
+  let sink: FindingSink | undefined;
   let wantPhone = false;
   let wantSsn = false;
   let wantCard = false;
   let wantIp = false;
+  /** Where the next run may start: runs are read whole. */
+  let next = 0;
   const len = (g: number): number => groupEnd[g]! - groupStart[g]!;
   const nanp = (o: number): boolean => digits[o]! >= 2 && digits[o + 3]! >= 2;
 
-  return function scanNumbers(text: string, findings: FindingSink): void {
-    sink = findings;
-    wantPhone = sink.wants('PHONE_NUMBER');
-    wantSsn = sink.wants('US_SSN');
-    wantCard = sink.wants('CREDIT_CARD');
-    wantIp = sink.wants('IP_ADDRESS');
-    const length = text.length;
-    trigger.lastIndex = 0;
-    while (trigger.test(text)) {
-      const first = trigger.lastIndex - 1;
-      // Cut the run into groups.
-      let groups = 0;
-      let i = first;
-      for (;;) {
-        const gs = i;
-        while (i < length && isDigitCode(text.charCodeAt(i))) i++;
-        groupStart[groups] = gs;
-        groupEnd[groups] = i;
-        groups++;
-        if (groups === MAX_GROUPS) break;
-        let j = i;
-        while (j < length && j - i < 3 && isSepCode(text.charCodeAt(j))) j++;
-        if (j === i || j >= length || !isDigitCode(text.charCodeAt(j))) break;
-        sepKind[groups - 1] = classifySeparator(text, i, j);
-        i = j;
-      }
-      sepKind[groups - 1] = SEP_NONE;
-      trigger.lastIndex = groupEnd[groups - 1]!;
-
-      const before = first > 0 ? text.charCodeAt(first - 1) : 32;
-      const plus = before === 43;
-      const paren = before === 40;
-      const lead = plus || paren ? first - 1 : first;
-      const beforeLead = lead > 0 ? text.charCodeAt(lead - 1) : 32;
-      // `ORD-5551234567`, `v1.2.3.4`, `x1234` and `/2024/` are parts of something else.
-      // A colon glues only digits (`10:30`), so `tel:555-…` still counts.
-      const beforeThat = lead > 1 ? text.charCodeAt(lead - 2) : 32;
-      const glued =
-        isWordCode(beforeLead) ||
-        ((beforeLead === 45 || beforeLead === 46 || beforeLead === 47) && isWordCode(beforeThat)) ||
-        (beforeLead === 58 && isDigitCode(beforeThat));
-      // Groups printed after `DE89` or `X12` continue that code (a printed IBAN, a part number).
-      if (glued || (beforeLead === 32 && isDigitCode(beforeThat) && codeWordBefore(text, lead - 1))) continue;
-
-      for (let g = 0; g < groups; g++) digitsBefore[g + 1] = digitsBefore[g]! + groupEnd[g]! - groupStart[g]!;
-      if (digitsBefore[groups]! < 8 && groups < 4) continue;
-      let a = 0;
-      while (a < groups) {
-        let matched = -1;
-        const top = Math.min(groups - 1, a + MAX_SPAN - 1);
-        for (let b = top; b >= a; b--) {
-          // Fewer than 8 digits can only be an IPv4 address (exactly four groups).
-          const count = digitsBefore[b + 1]! - digitsBefore[a]!;
-          if (count < 8 && b - a !== 3) {
-            if (b - a < 3) break;
-            b = a + 4;
-            continue;
-          }
-          if (b === groups - 1 && groupEnd[b]! < length && isWordCode(text.charCodeAt(groupEnd[b]!))) continue;
-          if (classify(text, a, b, a === 0 && plus, a === 0 && paren)) {
-            matched = b;
-            break;
-          }
-        }
-        a = matched >= 0 ? nextSpaceStart(matched + 1, groups) : nextSpaceStart(a + 1, groups);
-      }
+  function at(first: number): void {
+    if (first < next) return;
+    // Cut the run into groups (closure state read once into locals: this loop is hot).
+    const units = codes;
+    const n = length;
+    let groups = 0;
+    let i = first;
+    for (;;) {
+      const gs = i;
+      while (i < n && isDigitCode(units[i]!)) i++;
+      groupStart[groups] = gs;
+      groupEnd[groups] = i;
+      groups++;
+      if (groups === MAX_GROUPS) break;
+      let j = i;
+      while (j < n && j - i < 3 && isSepCode(units[j]!)) j++;
+      if (j === i || j >= n || !isDigitCode(units[j]!)) break;
+      sepKind[groups - 1] = classifySeparator(units, i, j);
+      i = j;
     }
+    sepKind[groups - 1] = SEP_NONE;
+    // The trigger's shape: eight digits in a row, or a second group (one to three
+    // separators, then a digit). Without it there is no trigger here: `next` stays.
+    if (groups < 2 && groupEnd[0]! - first < 8) return;
+    next = groupEnd[groups - 1]!;
 
+    const before = first > 0 ? codes[first - 1]! : 32;
+    const plus = before === 43;
+    const paren = before === 40;
+    const lead = plus || paren ? first - 1 : first;
+    const beforeLead = lead > 0 ? codes[lead - 1]! : 32;
+    // `ORD-5551234567`, `v1.2.3.4`, `x1234` and `/2024/` are parts of something else.
+    // A colon glues only digits (`10:30`), so `tel:555-…` still counts.
+    const beforeThat = lead > 1 ? codes[lead - 2]! : 32;
+    const glued =
+      isWordCode(beforeLead) ||
+      ((beforeLead === 45 || beforeLead === 46 || beforeLead === 47) && isWordCode(beforeThat)) ||
+      (beforeLead === 58 && isDigitCode(beforeThat));
+    // Groups printed after `DE89` or `X12` continue that code (a printed IBAN, a part number).
+    if (glued || (beforeLead === 32 && isDigitCode(beforeThat) && codeWordBefore(codes, lead - 1))) return;
+
+    for (let g = 0; g < groups; g++) digitsBefore[g + 1] = digitsBefore[g]! + groupEnd[g]! - groupStart[g]!;
+    if (digitsBefore[groups]! < 8 && groups < 4) return;
+    let a = 0;
+    while (a < groups) {
+      let matched = -1;
+      const top = Math.min(groups - 1, a + MAX_SPAN - 1);
+      for (let b = top; b >= a; b--) {
+        // Fewer than 8 digits can only be an IPv4 address (exactly four groups).
+        const count = digitsBefore[b + 1]! - digitsBefore[a]!;
+        if (count < 8 && b - a !== 3) {
+          if (b - a < 3) break;
+          b = a + 4;
+          continue;
+        }
+        if (b === groups - 1 && groupEnd[b]! < length && isWordCode(codes[groupEnd[b]!]!)) continue;
+        if (classify(a, b, a === 0 && plus, a === 0 && paren)) {
+          matched = b;
+          break;
+        }
+      }
+      a = matched >= 0 ? nextSpaceStart(matched + 1, groups) : nextSpaceStart(a + 1, groups);
+    }
+  }
+
+  return {
+    trigger: (before, c) => isDigitCode(c) && !isWordCode(before),
+    // The shape's first unit after the digit is a digit or a separator.
+    triggerNext: (_c, next) => isDigitCode(next) || isSepCode(next),
+    begin(text, scanned, findings) {
+      codes = scanned;
+      length = text.length;
+      next = 0;
+      // The sink (the scanner's) and what it wants never change: asked once.
+      if (findings !== sink) {
+        sink = findings;
+        wantPhone = sink.wants('PHONE_NUMBER');
+        wantSsn = sink.wants('US_SSN');
+        wantCard = sink.wants('CREDIT_CARD');
+        wantIp = sink.wants('IP_ADDRESS');
+      }
+      return wantPhone || wantSsn || wantCard || wantIp;
+    },
+    run(positions, count) {
+      for (let k = 0; k < count; k++) at(positions[k]!);
+    },
   };
 
   function nextSpaceStart(from: number, groups: number): number {
@@ -125,7 +146,7 @@ export function createNumericRecognizer(): Recognizer {
     return k;
   }
 
-  function classify(text: string, a: number, b: number, plus: boolean, paren: boolean): boolean {
+  function classify(a: number, b: number, plus: boolean, paren: boolean): boolean {
     let count = 0;
     for (let g = a; g <= b; g++) count += groupEnd[g]! - groupStart[g]!;
     if (count > 19) return false;
@@ -136,9 +157,9 @@ export function createNumericRecognizer(): Recognizer {
     for (let g = a + 1; g < b; g++) if (sepKind[g] !== uniform) uniform = SEP_OTHER;
 
     if (wantIp && spans === 4 && uniform === SEP_DOT) {
-      if (!ipv4Valid(text, start, end)) return false;
-      const version = (start > 0 && (text.charCodeAt(start - 1) | 0x20) === 118) || nearVersionWord(text, start);
-      return sink.emit('IP_ADDRESS', start, end, version ? 0.2 : 0.6);
+      if (!ipv4ValidAt(codes, start, end)) return false;
+      const version = (start > 0 && (codes[start - 1]! | 0x20) === 118) || nearVersionWord(codes, start);
+      return sink!.emit('IP_ADDRESS', start, end, version ? 0.2 : 0.6);
     }
     if (uniform === SEP_DOT && spans === 4) return false;
     // Nothing below has fewer than 8 digits (dates, times, counts end here).
@@ -146,12 +167,12 @@ export function createNumericRecognizer(): Recognizer {
 
     let n = 0;
     for (let g = a; g <= b; g++) {
-      for (let k = groupStart[g]!; k < groupEnd[g]!; k++) digits[n++] = text.charCodeAt(k) - 48;
+      for (let k = groupStart[g]!; k < groupEnd[g]!; k++) digits[n++] = codes[k]! - 48;
     }
 
     // An opening parenthesis before a card or SSN is punctuation: `(card 4111 … on file)`.
     if (wantCard && !plus && count >= 13 && cardGrouping(a, b, uniform) && knownIin(digits, count) && luhnValid(digits, count)) {
-      if (sink.emit('CREDIT_CARD', groupStart[a]!, end, 0.8)) return true;
+      if (sink!.emit('CREDIT_CARD', groupStart[a]!, end, 0.8)) return true;
     }
     if (wantSsn && !plus && count === 9 && ssnValid(digits)) {
       let base = -1;
@@ -160,11 +181,11 @@ export function createNumericRecognizer(): Recognizer {
       } else if (spans === 1) {
         base = 0.25;
       }
-      if (base > 0 && sink.emit('US_SSN', groupStart[a]!, end, base)) return true;
+      if (base > 0 && sink!.emit('US_SSN', groupStart[a]!, end, base)) return true;
     }
     if (wantPhone) {
       const base = phoneConfidence(a, b, count, spans, uniform, plus, paren);
-      if (base > 0 && sink.emit('PHONE_NUMBER', start, end, base)) return true;
+      if (base > 0 && sink!.emit('PHONE_NUMBER', start, end, base)) return true;
     }
     return false;
   }
@@ -214,11 +235,11 @@ export function createNumericRecognizer(): Recognizer {
  * Whether the word ending just before `end` mixes letters and digits, like the `DE89` that
  * opens a printed IBAN or a part number: digit groups after it belong to that code.
  */
-function codeWordBefore(text: string, end: number): boolean {
+function codeWordBefore(codes: Uint8Array, end: number): boolean {
   let letters = false;
   let digits = false;
   for (let i = end - 1; i >= 0 && end - i <= 12; i--) {
-    const c = text.charCodeAt(i);
+    const c = codes[i]!;
     if (isDigitCode(c)) digits = true;
     else if (isWordCode(c)) letters = true;
     else break;
@@ -226,8 +247,8 @@ function codeWordBefore(text: string, end: number): boolean {
   return letters && digits;
 }
 
-function classifySeparator(text: string, from: number, to: number): number {
-  const c = text.charCodeAt(from);
+function classifySeparator(codes: Uint8Array, from: number, to: number): number {
+  const c = codes[from]!;
   if (to - from === 1) {
     switch (c) {
       case 32: return SEP_SPACE;
@@ -238,12 +259,12 @@ function classifySeparator(text: string, from: number, to: number): number {
       default: return SEP_OTHER;
     }
   }
-  if (c === 41 && (to - from === 2) && (text.charCodeAt(from + 1) === 32 || text.charCodeAt(from + 1) === 45)) return SEP_PAREN;
+  if (c === 41 && (to - from === 2) && (codes[from + 1]! === 32 || codes[from + 1]! === 45)) return SEP_PAREN;
   // "+44 (0)20 …" and " - " count as a space.
-  if (to - from === 2 && c === 32 && text.charCodeAt(from + 1) === 40) return SEP_SPACE;
-  if (to - from === 2 && c === 41 && text.charCodeAt(from + 1) === 32) return SEP_SPACE;
-  if (to - from === 3 && c === 32 && text.charCodeAt(from + 2) === 32) {
-    const m = text.charCodeAt(from + 1);
+  if (to - from === 2 && c === 32 && codes[from + 1]! === 40) return SEP_SPACE;
+  if (to - from === 2 && c === 41 && codes[from + 1]! === 32) return SEP_SPACE;
+  if (to - from === 3 && c === 32 && codes[from + 2]! === 32) {
+    const m = codes[from + 1]!;
     if (m === 45 || m === 47) return SEP_SPACE;
   }
   return SEP_OTHER;
