@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Viewer } from '../access/viewer.js';
 import { DomainError, ForbiddenError, UnauthenticatedError, ValidationError } from '../errors.js';
@@ -107,7 +106,7 @@ export function createAuditExportHandler(services: Services, logger: Logger) {
       closed = true;
     });
     const write = async (chunk: string) => {
-      if (!res.write(chunk) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(chunk) && !closed) await drainedOrClosed(res);
     };
     let rows = 0;
     try {
@@ -133,4 +132,20 @@ export function createAuditExportHandler(services: Services, logger: Logger) {
       res.destroy(err instanceof Error ? err : new Error(String(err)));
     }
   };
+}
+
+/**
+ * Resolves when the response drains or closes, leaving no listener behind (a race of two
+ * `events.once` leaves the loser's listeners on the response, one pair per wait).
+ */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
