@@ -24,7 +24,7 @@ export async function startStandaloneDataPlane(env: DataPlaneEnvironment, logger
   const heapGrowingPercent = applyDataPlaneHeapPolicy();
   logger.info({ heapGrowingPercent: heapGrowingPercent ?? 'V8 default' }, 'data-plane heap policy');
   const snapshots = new PushSnapshotSource({ url: env.controlPlaneUrl, token: env.token, logger });
-  const audit = controlPlaneAuditShipper({ url: env.controlPlaneUrl, token: env.token, logger, maxBufferedEntries: env.auditBufferEntries }); // [audit]
+  const audit = controlPlaneAuditShipper({ url: env.controlPlaneUrl, token: env.token, logger, maxBufferedEntries: env.auditBufferEntries, buildOn: env.auditBuildOn }); // [audit]
   const dataPlane = buildDataPlane({ ...env.options, host: env.host, port: env.port, sessionSecret: env.sessionSecret }, { snapshots, logger, audit });
   const { url } = await dataPlane.listen();
   snapshots.start();

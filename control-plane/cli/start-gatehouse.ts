@@ -79,7 +79,7 @@ export async function startGatehouse(
     const dataPlaneLogger: DataPlaneLogger = logger.child({ plane: 'data' });
     snapshots = new PushSnapshotSource({ url: httpUrl(loopbackHost(config.host), port), token, logger: dataPlaneLogger });
     // [audit] the embedded data plane ships its audit entries over loopback, like a separate one.
-    const audit = controlPlaneAuditShipper({ url: httpUrl(loopbackHost(config.host), port), token, logger: dataPlaneLogger, maxBufferedEntries: dataPlaneEnv.auditBufferEntries });
+    const audit = controlPlaneAuditShipper({ url: httpUrl(loopbackHost(config.host), port), token, logger: dataPlaneLogger, maxBufferedEntries: dataPlaneEnv.auditBufferEntries, buildOn: dataPlaneEnv.auditBuildOn });
     dataPlane = buildDataPlane({ ...dataPlaneEnv.options, publicUrl: dataPlanePublicUrl, host: dataPlaneEnv.host, port: dataPlanePort, sessionSecret }, { snapshots, logger: dataPlaneLogger, audit });
     const { url: dataPlaneUrl } = await dataPlane.listen().catch(portInUse('GATEHOUSE_DATA_PLANE_PORT', dataPlanePort));
     snapshots.start();

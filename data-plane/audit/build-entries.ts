@@ -1,13 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Result } from '@modelcontextprotocol/sdk/types.js';
 import type { CappedText, Scrubber } from '../../schema/audit/scrub.js';
 import type { AuditEntry, AuditLeg, AuditPolicyAction, AuditStatus } from '../../schema/audit/types.js';
-import { AUDIT_STRING_LIMITS, MAX_AUDIT_BODY_CHARS } from '../../schema/audit/validate.js';
-import { toRpcError } from '../mcp/router.js';
+import { AUDIT_STRING_LIMITS, MAX_AUDIT_BODY_CHARS } from '../../schema/audit/limits.js';
 import { clientInfoOf } from '../mcp/session-id.js';
 import { clientIp } from '../policy/rate-limit.js';
-import type { Refusal } from '../policy/refusal.js';
-import type { AuditedCall, StageRefusal } from './call-auditor.js';
+import type { CallFacts } from './call-facts.js';
 import type { TokenEstimator } from './token-estimator.js';
 
 /** Body limit of a gateway whose snapshot does not say (`gateway.audit.maxBodyBytes`). */
@@ -83,14 +80,10 @@ const L = AUDIT_STRING_LIMITS;
  * the shipper's flush, never on the call's path. Every string is cut to the ingest
  * validator's limits so a batch is never refused for a long header or method name.
  */
-export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): AuditEntry[] {
+export function buildEntries(call: CallFacts, deps: EntryBuilderDeps): AuditEntry[] {
   const { scrubber, tokens } = deps;
-  const compiled = call.admission?.compiled ?? call.compiled;
-  if (!compiled) return [];
-  const gateway = call.admission?.gateway ?? compiled.gatewaysBySlug.get(call.slug);
-  const grant = call.admission?.principal.grant;
-  // Read defensively: snapshots compiled before `gateway.audit` existed have none.
-  const settings = (gateway?.gateway as { audit?: { bodies?: string; maxBodyBytes?: number } } | undefined)?.audit;
+  const grant = call.grant;
+  const settings = call.auditSettings;
   const full = settings?.bodies === 'full';
   const maxBody = Math.min(settings?.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES, MAX_AUDIT_BODY_CHARS);
 
@@ -98,16 +91,15 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   const params = request?.params;
   const method = request ? clip(request.method, L.method) : null;
   const headers = call.headers;
-  const clientInfo = call.claims?.clientInfo ?? (request?.method === 'initialize' ? clientInfoOf(params?.clientInfo) : undefined);
-  const ip = clientIp(call.remoteAddress, headers['x-forwarded-for'], call.context.trustedProxyHops);
-  const upstreamLegs = call.upstream ?? [];
-  const single = upstreamLegs.length === 1 ? upstreamLegs[0]!.target.exposed.entry.assignment : undefined;
+  const clientInfo = call.clientInfo ?? (request?.method === 'initialize' ? clientInfoOf(params?.clientInfo) : undefined);
+  const ip = clientIp(call.remoteAddress, headers['x-forwarded-for'], call.trustedProxyHops);
+  const upstreamLegs = call.upstream;
+  const single = upstreamLegs.length === 1 ? upstreamLegs[0]! : undefined;
 
-  const workspaceId = compiled.workspaceId;
-  const gatewayId = gateway?.gateway.id ?? null;
-  const hostId = grant?.token.hostId ?? null;
+  const { workspaceId, gatewayId } = call;
+  const hostId = grant?.hostId ?? null;
   const connectionId = grant?.connectionId ?? null;
-  const tokenId = grant?.token.tokenId ?? null;
+  const tokenId = grant?.tokenId ?? null;
   const userId = grant?.userId ?? null;
   const clientName = clientInfo ? clip(clientInfo.name, L.name) : null;
   const clientVersion = clientInfo ? clip(clientInfo.version, L.name) : null;
@@ -117,10 +109,9 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   const originIp = ip === 'unknown' ? null : clip(ip, L.originIp);
   const userAgent = typeof headers['user-agent'] === 'string' ? clip(headers['user-agent'], L.userAgent) : null;
   const serverId = single?.serverId ?? null;
-  const assignmentId = single?.id ?? null;
-  const { correlationId } = call;
-  const { instance } = call.context;
-  const snapshotVersion = compiled.version;
+  const assignmentId = single?.assignmentId ?? null;
+  const { correlationId, instance, snapshotVersion } = call;
+  const epochOf = (stamp: number) => call.startedEpoch + (stamp - call.startedAt);
   // One literal with every field in one order (one hidden class), then the leg's own fields.
   const entry = (leg: AuditLeg, at: number, status: AuditStatus, fields: Partial<AuditEntry>): AuditEntry =>
     Object.assign(
@@ -128,7 +119,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
         id: randomUUID(),
         correlationId,
         leg,
-        occurredAt: new Date(call.epochOf(at)).toISOString(),
+        occurredAt: new Date(epochOf(at)).toISOString(),
         durationMs: null,
         gatewayMs: null,
         upstreamMs: null,
@@ -176,7 +167,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   let withheldReason: string | undefined;
   if (refusal) {
     refusalCode = refusal.code;
-    stage = isStageRefusal(refusal) ? (STAGE_BY_CODE[refusal.code] ?? { stage: refusal.stage, status: 'blocked', alert: false }) : STAGE_BY_CODE[refusal.code];
+    stage = refusal.stage !== undefined ? (STAGE_BY_CODE[refusal.code] ?? { stage: refusal.stage, status: 'blocked', alert: false }) : STAGE_BY_CODE[refusal.code];
   } else if (answerError) {
     refusalCode = typeof answerError.data?.code === 'string' ? answerError.data.code : undefined;
     stage = refusalCode === undefined ? undefined : STAGE_BY_CODE[refusalCode];
@@ -199,7 +190,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   } else if (refusal) {
     status = 'error';
     errorCode = refusal.rpcCode;
-    errorMessage = clip(isStageRefusal(refusal) ? refusal.message() : refusal.message, L.errorMessage);
+    errorMessage = clip(refusal.message, L.errorMessage);
   } else if (!answer && (call.aborted || call.statusCode >= 400)) {
     status = 'error';
     errorCode = call.aborted ? CANCELLED_CODE : null;
@@ -208,7 +199,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
     status = 'error';
     errorMessage = clip(firstText(answer!.result), L.errorMessage);
   }
-  const actions: AuditPolicyAction[] = (call.actions ?? []).map((record) => sanitizeAction(record.action));
+  const actions: AuditPolicyAction[] = call.actions.map((record) => sanitizeAction(record.action));
   let stageAction: AuditPolicyAction | undefined;
   if (stage) {
     status = stage.status;
@@ -246,8 +237,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   // ── Upstream legs ──
   let upstreamMs: number | null = null;
   for (const leg of upstreamLegs) {
-    const assignment = leg.target.exposed.entry.assignment;
-    const where = { serverId: assignment.serverId, assignmentId: assignment.id };
+    const where = { serverId: leg.serverId, assignmentId: leg.assignmentId };
     const sentText = JSON.stringify(leg.params);
     entries.push(
       entry('upstream_request', leg.sentAt, 'ok', {
@@ -255,7 +245,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
         bytesOut: Buffer.byteLength(sentText),
         // Usually the client's params with the feature name translated: no need to tokenize twice.
         inputTokens: paramsText !== undefined && Math.abs(sentText.length - paramsText.length) <= SAME_TEXT_SLACK ? inputTokens : tokens.estimate(sentText),
-        ...bodyFields(full ? scrubber.toJsonText({ method: leg.target.method, params: leg.params }, maxBody) : undefined),
+        ...bodyFields(full ? scrubber.toJsonText({ method: leg.method, params: leg.params }, maxBody) : undefined),
       }),
     );
     const tookMs = leg.endedAt !== undefined && leg.startedAt !== undefined ? leg.endedAt - leg.startedAt : null;
@@ -285,7 +275,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
         }),
       );
     } else {
-      const failure = describeUpstreamError(outcome.error);
+      const failure = outcome.error;
       entries.push(
         entry('upstream_response', leg.endedAt!, 'error', {
           ...where,
@@ -300,7 +290,7 @@ export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): Aud
   }
 
   // ── Policy actions: one entry each, and all of them on the client response ──
-  for (const record of call.actions ?? []) {
+  for (const record of call.actions) {
     const action = sanitizeAction(record.action);
     entries.push(entry('policy_action', record.at, action.action === 'block' ? 'blocked' : 'ok', { policyActions: [action] }));
   }
@@ -392,31 +382,18 @@ function featureOf(method: string | undefined, params: Record<string, unknown> |
   return typeof name === 'string' ? clip(name, L.featureName) : null;
 }
 
-function isStageRefusal(refusal: StageRefusal | Refusal): refusal is StageRefusal {
-  return 'stage' in refusal;
-}
-
 function isErrorResult(result: unknown): boolean {
   return typeof result === 'object' && result !== null && (result as { isError?: unknown }).isError === true;
 }
 
 function firstText(result: unknown): string {
-  const content = (result as Result & { content?: unknown }).content;
+  const content = (result as { content?: unknown }).content;
   if (Array.isArray(content)) {
     for (const item of content) {
       if (typeof item === 'object' && item !== null && typeof (item as { text?: unknown }).text === 'string') return (item as { text: string }).text;
     }
   }
   return 'the tool reported an error';
-}
-
-function describeUpstreamError(error: unknown): { code: number | null; message: string } {
-  try {
-    const rpc = toRpcError(error);
-    return { code: int32(rpc.code), message: rpc.message };
-  } catch {
-    return { code: null, message: error instanceof Error ? error.message || error.name : String(error) };
-  }
 }
 
 /** A rule's action cut to the ingest limits. */
@@ -436,6 +413,6 @@ function clip(value: unknown, max: number): string {
   return text.length <= max ? text : text.slice(0, max);
 }
 
-function int32(value: unknown): number | null {
+export function int32(value: unknown): number | null {
   return typeof value === 'number' && Number.isInteger(value) && value >= -2_147_483_648 && value <= 2_147_483_647 ? value : null;
 }

@@ -5,8 +5,9 @@ import { AUDIT_FORMAT_VERSION, type AuditBatch, type AuditEntry } from '../../sc
 import { MAX_AUDIT_BATCH_ENTRIES } from '../../schema/audit/validate.js';
 import { silentLogger, type DataPlaneLogger } from '../logger.js';
 import { auditMetrics, type AuditDropReason } from './audit-metrics.js';
-import { buildCallEntries } from './build-entries.js';
 import type { AuditSink, AuditedCall } from './call-auditor.js';
+import { buildCallEntries, callFacts, type CallFacts } from './call-facts.js';
+import { EntryBuilderWorker, EntryWorkerUnavailable } from './entry-builder.js';
 import { TokenEstimator } from './token-estimator.js';
 import { AuditShipError, httpAuditTransport, type AuditTransport } from './transport.js';
 
@@ -33,6 +34,11 @@ export interface AuditShipperOptions {
   readonly scrubKeys?: readonly string[];
   /** In [0, 1): the jitter source. Default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * Where entries are built: on the event loop in slices (the default), or on a worker
+   * thread (`GATEHOUSE_AUDIT_BUILD_ON=worker`; the event loop is its fallback when it dies).
+   */
+  readonly buildOn?: 'worker' | 'event-loop';
 }
 
 /** Counters of one shipper (the metrics add up every shipper of the process). */
@@ -50,8 +56,8 @@ export function dataPlaneInstanceName(): string {
 /**
  * The data plane's audit pipeline after a call: a bounded in-memory buffer of finished
  * calls, turned into entries (`buildCallEntries`: serializing, scrubbing, token counts)
- * in the flush, a few hundred calls at a time with the event loop yielded in between,
- * and shipped in batches (every `flushIntervalMs`, or at once when `batchEntries` are
+ * in the flush, on a worker thread (`buildOn: 'worker'`) or on the event loop in slices
+ * of at most 2 ms with the event loop yielded in between, and shipped in batches (every `flushIntervalMs`, or at once when `batchEntries` are
  * waiting).
  *
  * A batch that fails to ship (network error, 408, 429, 5xx) is kept, with the same entry
@@ -65,6 +71,13 @@ export function dataPlaneInstanceName(): string {
  */
 /** Longest stretch the flush builds entries before it yields the event loop to calls. */
 const BUILD_SLICE_MS = 2;
+/**
+ * Calls per request to the entry worker: its answer is deserialized on the event loop in
+ * one go (~10 µs a call), so a request stays well under a millisecond of it.
+ */
+const WORKER_CHUNK_CALLS = 48;
+/** Characters of request and answer text per request to the entry worker, roughly (see entry-builder.ts). */
+const WORKER_CHUNK_CHARS = 1024 * 1024;
 
 export class AuditShipper implements AuditSink {
   readonly capacity: number;
@@ -85,8 +98,17 @@ export class AuditShipper implements AuditSink {
   /** Finished calls not built into entries yet, and their estimated entry count. */
   #calls: { readonly call: AuditedCall; readonly legs: number }[] = [];
   #callEntries = 0;
+  /** Estimated entries of calls the worker is building. */
+  #buildingEntries = 0;
+  readonly #worker: EntryBuilderWorker | undefined;
   /** Built entries waiting for a batch. */
   #pending: AuditEntry[] = [];
+  /**
+   * Each built entry's JSON, made when it was built (in a build slice, or on the worker):
+   * a batch's body is then their concatenation, where one `JSON.stringify` of a 1 MiB
+   * batch held the event loop for several milliseconds (the p99 of calls in flight).
+   */
+  readonly #texts = new WeakMap<AuditEntry, string>();
   #inFlight = 0;
   #inFlightEntries = 0;
   /** Dropped since the last batch that reported drops was accepted. */
@@ -129,14 +151,20 @@ export class AuditShipper implements AuditSink {
       scrubber: options.scrubKeys ? createScrubber({ keys: options.scrubKeys }) : createScrubber({ extraKeys: ['mcp-session-id'] }),
       tokens: new TokenEstimator(this.#logger),
     };
+    this.#worker = options.buildOn === 'worker' ? new EntryBuilderWorker({ scrubKeys: options.scrubKeys }, this.#logger) : undefined;
     this.#unregister = this.#metrics.register(this);
     this.#timer = setInterval(() => void this.#pump(), this.#flushIntervalMs);
     this.#timer.unref();
   }
 
+  /** The worker entries are built on (`buildOn: 'worker'`), for tests that need it to die. */
+  get entryWorker(): EntryBuilderWorker | undefined {
+    return this.#worker;
+  }
+
   /** Entries buffered: calls not built yet (estimated), built entries, batches in flight. */
   buffered(): number {
-    return this.#callEntries + this.#pending.length + this.#inFlightEntries;
+    return this.#callEntries + this.#buildingEntries + this.#pending.length + this.#inFlightEntries;
   }
 
   load(): number {
@@ -198,6 +226,7 @@ export class AuditShipper implements AuditSink {
       this.#logger.warn({ entries: left, timeoutMs: this.#closeTimeoutMs }, 'audit entries could not be shipped before shutdown and are lost');
     }
     this.#unregister();
+    await this.#worker?.close();
     await this.#transport.close?.(left > 0);
   }
 
@@ -234,6 +263,8 @@ export class AuditShipper implements AuditSink {
 
   async #build(): Promise<void> {
     if (this.#calls.length === 0) return;
+    if (this.#worker?.usable && (await this.#buildInWorker(this.#worker))) return;
+    if (this.#calls.length === 0) return;
     if (!this.#tokensLoaded) {
       await this.#deps.tokens.ready();
       this.#tokensLoaded = true;
@@ -251,7 +282,10 @@ export class AuditShipper implements AuditSink {
       taken += 1;
       this.#callEntries -= legs;
       try {
-        for (const entry of buildCallEntries(call, this.#deps)) this.#pending.push(entry);
+        for (const entry of buildCallEntries(call, this.#deps)) {
+          this.#texts.set(entry, JSON.stringify(entry));
+          this.#pending.push(entry);
+        }
       } catch (error) {
         this.#drop(legs, 'rejected');
         this.#logger.error({ err: error, correlationId: call.correlationId }, 'building the audit entries of a call failed');
@@ -264,6 +298,65 @@ export class AuditShipper implements AuditSink {
       }
     }
     this.#calls.splice(0, taken);
+  }
+
+  /**
+   * Builds the calls buffered now on the worker, a chunk at a time. False when the worker
+   * became unavailable: the calls it had not built are back at the head of the buffer
+   * for the event loop.
+   */
+  async #buildInWorker(worker: EntryBuilderWorker): Promise<boolean> {
+    let remaining = this.#calls.length;
+    while (remaining > 0) {
+      // At most WORKER_CHUNK_CALLS calls, and about WORKER_CHUNK_CHARS of their texts (a
+      // call with large bodies may go alone): the worker's heap is small on purpose.
+      let count = 0;
+      let chars = 0;
+      while (count < remaining && count < WORKER_CHUNK_CALLS && (count === 0 || chars < WORKER_CHUNK_CHARS)) {
+        const { call } = this.#calls[count]!;
+        chars += (call.requestText?.length ?? 0) + (call.responseBody?.length ?? 0);
+        count += 1;
+      }
+      const taken = this.#calls.splice(0, count);
+      remaining -= taken.length;
+      let building = 0;
+      for (const { legs } of taken) building += legs;
+      this.#callEntries -= building;
+      this.#buildingEntries += building;
+      const facts: CallFacts[] = [];
+      const owners: { readonly call: AuditedCall; readonly legs: number }[] = [];
+      for (const item of taken) {
+        const one = callFacts(item.call);
+        if (one) {
+          facts.push(one);
+          owners.push(item);
+        }
+      }
+      try {
+        if (facts.length === 0) continue;
+        const reply = await worker.build(facts);
+        reply.entries.forEach((built, i) => {
+          const texts = reply.texts[i]!;
+          built.forEach((entry, k) => {
+            this.#texts.set(entry, texts[k]!);
+            this.#pending.push(entry);
+          });
+        });
+        for (const { index, message } of reply.failed) {
+          this.#drop(owners[index]!.legs, 'rejected');
+          this.#logger.error({ err: { message }, correlationId: owners[index]!.call.correlationId }, 'building the audit entries of a call failed');
+        }
+      } catch (error) {
+        if (!(error instanceof EntryWorkerUnavailable)) throw error;
+        if (this.#closed) return true; // counted as dropped by close()
+        this.#calls.unshift(...taken);
+        this.#callEntries += building;
+        return false;
+      } finally {
+        this.#buildingEntries -= building;
+      }
+    }
+    return true;
   }
 
   #dispatch(): void {
@@ -291,8 +384,12 @@ export class AuditShipper implements AuditSink {
     const reported = this.#droppedUnreported;
     const batch: AuditBatch = { formatVersion: AUDIT_FORMAT_VERSION, entries, ...(reported > 0 ? { droppedEntries: reported } : {}) };
     let requeue: AuditEntry[] = [];
+    const texts = new Array<string>(entries.length);
+    for (let i = 0; i < entries.length; i++) texts[i] = this.#texts.get(entries[i]!) ?? JSON.stringify(entries[i]);
+    // As `JSON.stringify(batch)` would write it, from the entries' own JSON.
+    const body = `{"formatVersion":${JSON.stringify(batch.formatVersion)},"entries":[${texts.join(',')}]${reported > 0 ? `,"droppedEntries":${reported}` : ''}}`;
     try {
-      await this.#transport.send(batch);
+      await this.#transport.send(batch, body);
       this.#droppedUnreported -= reported;
       this.stats.shipped += entries.length;
       this.#metrics.shipped.inc(entries.length);
@@ -370,9 +467,12 @@ export function controlPlaneAuditShipper(options: {
   readonly token: string;
   readonly logger?: DataPlaneLogger;
   readonly maxBufferedEntries?: number;
+  /** `GATEHOUSE_AUDIT_BUILD_ON`; default the event loop. */
+  readonly buildOn?: 'event-loop' | 'worker' | undefined;
 }): AuditShipper {
   return new AuditShipper({
     transport: httpAuditTransport({ url: options.url, token: options.token }),
+    ...(options.buildOn ? { buildOn: options.buildOn } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.maxBufferedEntries === undefined ? {} : { maxBufferedEntries: options.maxBufferedEntries }),
   });

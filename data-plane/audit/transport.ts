@@ -6,8 +6,12 @@ export const AUDIT_INGEST_PATH = '/ingest/audit';
 
 /** How a batch reaches the control plane. */
 export interface AuditTransport {
-  /** Resolves with the receipt, or throws {@link AuditShipError}. */
-  send(batch: AuditBatch): Promise<AuditBatchReceipt>;
+  /**
+   * Resolves with the receipt, or throws {@link AuditShipError}. `body`, when given, is
+   * the batch as JSON already (the shipper serializes each entry as it builds it, so no
+   * batch is serialized in one go on the event loop).
+   */
+  send(batch: AuditBatch, body?: string): Promise<AuditBatchReceipt>;
   /** Releases connections; `force` aborts requests still in flight. */
   close?(force: boolean): Promise<void>;
 }
@@ -63,8 +67,8 @@ export function httpAuditTransport(options: HttpAuditTransportOptions): AuditTra
   const url = options.url;
   const authorization = `Bearer ${options.token}`;
   return {
-    async send(batch) {
-      const body = JSON.stringify(batch);
+    async send(batch, serialized) {
+      const body = serialized ?? JSON.stringify(batch);
       let statusCode: number;
       let text: string;
       let retryAfter: string | string[] | undefined;
@@ -121,11 +125,14 @@ export function ingestUrl(base: string): string {
  */
 export class MemoryAuditTransport implements AuditTransport {
   readonly batches: AuditBatch[] = [];
+  /** The JSON body each batch would have been POSTed as (`undefined`: serialized by the transport). */
+  readonly bodies: (string | undefined)[] = [];
   fail: ((batch: AuditBatch) => void) | undefined;
 
-  async send(batch: AuditBatch): Promise<AuditBatchReceipt> {
+  async send(batch: AuditBatch, body?: string): Promise<AuditBatchReceipt> {
     this.fail?.(batch);
     this.batches.push(batch);
+    this.bodies.push(body);
     return { accepted: batch.entries.length, duplicates: 0 };
   }
 

@@ -32,7 +32,7 @@ import { loadControlPlaneConfig } from '../../control-plane/config.js';
 import { openDatabase } from '../../control-plane/db/database.js';
 import { createLogger } from '../../control-plane/logger.js';
 import type { AuditBatch, AuditEntry, AuditLeg } from '../../schema/audit/types.js';
-import { freePort, start, tsxArgs, type Spawned } from './lib/processes.js';
+import { freePort, gatehouseArgs, start, type Spawned } from './lib/processes.js';
 
 const base = process.env.DATABASE_URL;
 if (!base) {
@@ -252,7 +252,7 @@ try {
   const port = await freePort();
   const adminKey = `gh_admin_${randomBytes(24).toString('hex')}`;
   child = (
-    await start('control plane', process.execPath, [...(process.env.BENCH_CP_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...tsxArgs('control-plane/cli/main.ts', ['control-plane'])], {
+    await start('control plane', process.execPath, [...(process.env.BENCH_CP_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...gatehouseArgs(['control-plane'])], {
       env: {
         GATEHOUSE_LOG_LEVEL: 'warn',
         GATEHOUSE_DATA_DIR: dataDir,

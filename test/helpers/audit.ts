@@ -114,7 +114,8 @@ export interface AuditedTestDataPlane {
 /**
  * Builds and starts a data plane fed by `controlPlaneUrl()` (read per connection and per
  * batch, so a restarted control plane on another address is found), rate limits off,
- * shipping audit batches every 50 ms; waits for the first snapshot.
+ * shipping audit batches every 50 ms with entries built on a worker thread as in production;
+ * waits for the first snapshot.
  */
 export async function startAuditedDataPlane(controlPlaneUrl: () => string, token: string): Promise<AuditedTestDataPlane> {
   const { buildDataPlane } = await import('../../data-plane/app.js');
@@ -128,6 +129,7 @@ export async function startAuditedDataPlane(controlPlaneUrl: () => string, token
     initialRetryDelayMs: 50,
     maxRetryDelayMs: 500,
     closeTimeoutMs: 10_000,
+    buildOn: 'worker', // as `gatehouse data-plane` builds entries
   });
   const plane = buildDataPlane(
     { port: 0, sessionSecret: 'audit-test-session-secret-0123456789abcdef', callTimeoutMs: 20_000, rateLimit: { perIp: { capacity: 0 }, perToken: { capacity: 0 } } },

@@ -5,7 +5,7 @@
  * reaches) so its cost is measured too.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -23,7 +23,7 @@ import {
   SetProvisioningDocument,
 } from '../../../sdk/generated/graphql.js';
 import { unwrap } from '../../../sdk/unwrap.js';
-import { freePort, start, tsxArgs, type Spawned } from './processes.js';
+import { REPO, freePort, gatehouseArgs, start, type Spawned } from './processes.js';
 
 export interface ControlPlaneProcess {
   readonly url: string;
@@ -70,7 +70,7 @@ export async function startControlPlane(): Promise<ControlPlaneProcess> {
   const database = await benchDatabase();
   const port = await freePort();
   const apiKey = `gh_admin_${randomBytes(24).toString('hex')}`;
-  const { spawned } = await start('control plane', process.execPath, tsxArgs('control-plane/cli/main.ts', ['control-plane']), {
+  const { spawned } = await start('control plane', process.execPath, gatehouseArgs(['control-plane']), {
     env: {
       ...QUIET,
       GATEHOUSE_LOG_LEVEL: 'info',
@@ -103,6 +103,13 @@ export async function startControlPlane(): Promise<ControlPlaneProcess> {
   };
 }
 
+/** The Node flags package.json's `gatehouse` script runs the bundle with (`node --flag … main.mjs`). */
+function launcherNodeFlags(): string[] {
+  const script = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.gatehouse!;
+  const command = script.slice(script.lastIndexOf('node '));
+  return command.split(/\s+/).slice(1).filter((word) => word.startsWith('--'));
+}
+
 export interface DataPlaneProcess {
   readonly url: string;
   readonly spawned: Spawned;
@@ -114,8 +121,8 @@ export async function registerDataPlaneToken(cp: ControlPlaneProcess, name: stri
 
 export async function startDataPlane(cp: ControlPlaneProcess, token: string, env: Record<string, string> = {}, nodeFlags: readonly string[] = []): Promise<DataPlaneProcess> {
   const port = await freePort();
-  // As `npm run gatehouse -- data-plane` launches it (package.json): a young generation of 8 MiB halves.
-  const args = ['--max-semi-space-size=8', ...nodeFlags, ...tsxArgs('control-plane/cli/main.ts', ['data-plane', '--control-plane', cp.url, '--token', token, '--port', String(port)])];
+  // As `npm run gatehouse -- data-plane` launches it: the bundle, with the script's Node flags.
+  const args = [...launcherNodeFlags(), ...nodeFlags, ...gatehouseArgs(['data-plane', '--control-plane', cp.url, '--token', token, '--port', String(port)])];
   const { spawned } = await start('data plane', process.execPath, args, {
     env: {
       GATEHOUSE_LOG_LEVEL: 'info',

@@ -1,5 +1,5 @@
 /** Child processes of the benchmark: spawn, wait for a line, measure RSS, stop. */
-import { spawn, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -138,6 +138,21 @@ export function freePort(): Promise<number> {
 }
 
 /** `node --import tsx <script>`: TypeScript without a build, one process (its pid is the one measured). */
+let built = false;
+
+/**
+ * Node arguments that run the `gatehouse` command (control-plane/cli/main.ts) as production
+ * runs it: the prebuilt bundle (`npm run build`, rebuilt once per benchmark process so it
+ * is never stale), not the TypeScript sources through tsx.
+ */
+export function gatehouseArgs(args: readonly string[] = []): string[] {
+  if (!built) {
+    execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO, stdio: 'inherit' });
+    built = true;
+  }
+  return [path.join(REPO, 'node_modules/.cache/gatehouse/dist/main.mjs'), ...args];
+}
+
 export function tsxArgs(script: string, args: readonly string[] = []): string[] {
   return ['--import', 'tsx', path.join(REPO, script), ...args];
 }

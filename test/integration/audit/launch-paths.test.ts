@@ -51,6 +51,7 @@ beforeAll(async () => {
       GATEHOUSE_SESSION_SECRET: 'standalone-audit-session-secret-0123456789',
       GATEHOUSE_DATA_PLANE_PORT: '0',
       GATEHOUSE_AUDIT_BUFFER_ENTRIES: '1000',
+      GATEHOUSE_AUDIT_BUILD_ON: 'worker', // the embedded one builds on its event loop (the default)
     },
     { standalone: true },
   );

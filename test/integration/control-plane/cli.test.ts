@@ -2,12 +2,19 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const TSX = path.resolve('node_modules/.bin/tsx');
-const MAIN = path.resolve('control-plane/cli/main.ts');
+// The command as users run it (`npm start`, `npm run gatehouse`, the `gatehouse` bin): the
+// bundle `npm run build` writes from control-plane/cli/main.ts, run by plain Node.
+const NODE = process.execPath;
+const MAIN = path.resolve('node_modules/.cache/gatehouse/dist/main.mjs');
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  const build = spawnSync('npm', ['run', '-s', 'build'], { encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+}, 60_000);
 
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
@@ -22,7 +29,7 @@ function env(dataDir: string, extra: Record<string, string> = {}): NodeJS.Proces
 
 /** Starts `gatehouse start` and resolves once it printed its URLs. */
 function start(dataDir: string): Promise<{ child: ChildProcess; output: string; url: string; key: string | undefined }> {
-  const child = spawn(TSX, [MAIN, 'start'], { env: env(dataDir), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [MAIN, 'start'], { env: env(dataDir), stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   return new Promise((resolve, reject) => {
@@ -78,7 +85,7 @@ describe('gatehouse start (embedded database)', () => {
     expect(await stop(first.child)).toBe(0);
 
     // Recovery key against the database while Gatehouse is stopped.
-    const recovery = spawnSync(TSX, [MAIN, 'recovery-key'], { env: env(dataDir), encoding: 'utf8' });
+    const recovery = spawnSync(NODE, [MAIN, 'recovery-key'], { env: env(dataDir), encoding: 'utf8' });
     expect(recovery.status).toBe(0);
     const recoveryKey = /(gh_admin_\S+)/.exec(recovery.stdout)?.[1];
     expect(recoveryKey).toBeTruthy();
@@ -96,7 +103,7 @@ describe('gatehouse start (embedded database)', () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-'));
     dirs.push(dataDir);
     const given = `gh_admin_${'k'.repeat(40)}`;
-    const child = spawn(TSX, [MAIN, 'start'], { env: env(dataDir, { GATEHOUSE_BOOTSTRAP_ADMIN_KEY: given }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [MAIN, 'start'], { env: env(dataDir, { GATEHOUSE_BOOTSTRAP_ADMIN_KEY: given }), stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let output = '';
     const url = await new Promise<string>((resolve, reject) => {
@@ -121,7 +128,7 @@ describe('gatehouse start (embedded database)', () => {
       body: JSON.stringify({ query: 'mutation { registerDataPlane(input: { name: "edge" }) { ... on RegisterDataPlaneSuccess { registered { token } } } }' }),
     });
     const token = ((await res.json()) as { data: { registerDataPlane: { registered: { token: string } } } }).data.registerDataPlane.registered.token;
-    const child = spawn(TSX, [MAIN, 'data-plane', '--control-plane', gatehouse.url, '--token', token, '--port', '0'], {
+    const child = spawn(NODE, [MAIN, 'data-plane', '--control-plane', gatehouse.url, '--token', token, '--port', '0'], {
       env: env(dataDir, { GATEHOUSE_SESSION_SECRET: 's'.repeat(40) }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -145,23 +152,33 @@ describe('gatehouse start (embedded database)', () => {
   }, 120_000);
 
   it('fails fast on bad configuration, naming the variable', () => {
-    const bad = spawnSync(TSX, [MAIN, 'start'], { env: env('/tmp/unused', { GATEHOUSE_CONTROL_PLANE_PORT: 'eighty' }), encoding: 'utf8' });
+    const bad = spawnSync(NODE, [MAIN, 'start'], { env: env('/tmp/unused', { GATEHOUSE_CONTROL_PLANE_PORT: 'eighty' }), encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('GATEHOUSE_CONTROL_PLANE_PORT');
-    const help = spawnSync(TSX, [MAIN, '--help'], { encoding: 'utf8' });
+    const help = spawnSync(NODE, [MAIN, '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     for (const v of ['DATABASE_URL', 'GATEHOUSE_DATA_DIR', 'GATEHOUSE_CONTROL_PLANE_PORT', 'GATEHOUSE_BOOTSTRAP_ADMIN_KEY']) expect(help.stdout).toContain(v);
     for (const v of ['GATEHOUSE_CONTROL_PLANE_URL', 'GATEHOUSE_DATA_PLANE_TOKEN', 'GATEHOUSE_DATA_PLANE_PORT', 'GATEHOUSE_SESSION_SECRET', 'GATEHOUSE_API_KEY']) {
       expect(help.stdout).toContain(v);
     }
-    const noToken = spawnSync(TSX, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000'], { env: env('/tmp/unused'), encoding: 'utf8' });
+    // The installed `gatehouse` command (package.json "bin") runs the same bundle.
+    const bin = spawnSync(NODE, [path.resolve('control-plane/cli/gatehouse.mjs'), 'help'], { encoding: 'utf8' });
+    expect(bin.status).toBe(0);
+    expect(bin.stdout).toBe(help.stdout);
+    const noToken = spawnSync(NODE, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000'], { env: env('/tmp/unused'), encoding: 'utf8' });
     expect(noToken.status).toBe(2);
     expect(noToken.stderr).toContain('GATEHOUSE_DATA_PLANE_TOKEN');
-    const noSecret = spawnSync(TSX, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000', '--token', `gh_dp_${'x'.repeat(43)}`], {
+    const noSecret = spawnSync(NODE, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000', '--token', `gh_dp_${'x'.repeat(43)}`], {
       env: env('/tmp/unused'),
       encoding: 'utf8',
     });
     expect(noSecret.status).toBe(2);
     expect(noSecret.stderr).toContain('GATEHOUSE_SESSION_SECRET');
+    const badBuild = spawnSync(NODE, [MAIN, 'data-plane', '--control-plane', 'http://127.0.0.1:4000', '--token', `gh_dp_${'x'.repeat(43)}`], {
+      env: env('/tmp/unused', { GATEHOUSE_SESSION_SECRET: 's'.repeat(40), GATEHOUSE_AUDIT_BUILD_ON: 'thread' }),
+      encoding: 'utf8',
+    });
+    expect(badBuild.status).toBe(2);
+    expect(badBuild.stderr).toContain('GATEHOUSE_AUDIT_BUILD_ON');
   }, 120_000);
 });

@@ -1,6 +1,6 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCallEntries } from '../../../data-plane/audit/build-entries.js';
+import { buildCallEntries } from '../../../data-plane/audit/call-facts.js';
 import type { AuditedCall } from '../../../data-plane/audit/call-auditor.js';
 import { TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
 import { createScrubber } from '../../../schema/audit/scrub.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildCallEntries } from '../../../data-plane/audit/build-entries.js';
+import { buildCallEntries } from '../../../data-plane/audit/call-facts.js';
 import { TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
 import { createScrubber } from '../../../schema/audit/scrub.js';
 import type { AuditEntry } from '../../../schema/audit/types.js';

@@ -31,6 +31,24 @@ describe('audit shipper', () => {
     expect(audit.stats).toMatchObject({ shipped: 8, dropped: 0 });
   });
 
+  it('posts each batch as exactly the JSON of the batch, from entries serialized as they were built', async () => {
+    const transport = new MemoryAuditTransport();
+    let refused = 0;
+    transport.fail = () => {
+      if (refused++ === 0) throw new AuditShipError('HTTP', 'refused', { retriable: false, status: 403 }); // dropped: reported next time
+    };
+    const audit = shipper(transport, { batchEntries: 4 });
+    audit.accept(fakeCall(result));
+    await expect.poll(() => refused).toBe(1);
+    audit.accept(fakeCall({ ...result, message: 'quote " backslash \\ and \u2028' }));
+    await expect.poll(() => transport.batches.length).toBe(1);
+    const [batch] = transport.batches;
+    expect(batch!.droppedEntries).toBe(4);
+    expect(transport.bodies[0]).toBeDefined();
+    expect(JSON.parse(transport.bodies[0]!)).toEqual(JSON.parse(JSON.stringify(batch)));
+    expect(transport.bodies[0]).toBe(JSON.stringify(batch));
+  });
+
   it('retries a failed batch with the same entry ids until it ships', async () => {
     const transport = new MemoryAuditTransport();
     const attempts: string[][] = [];

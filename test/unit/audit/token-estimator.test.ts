@@ -1,6 +1,6 @@
 import { countTokens } from 'gpt-tokenizer/encoding/cl100k_base';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildCallEntries } from '../../../data-plane/audit/build-entries.js';
+import { buildCallEntries } from '../../../data-plane/audit/call-facts.js';
 import { Cl100kCounter } from '../../../data-plane/audit/cl100k-counter.js';
 import { TOKEN_SAMPLE_CHARS, TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
 import { createScrubber } from '../../../schema/audit/scrub.js';
