@@ -9,6 +9,7 @@ import type { DB } from '../db/tables.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import { recordWorkspaceEvent } from '../events/workspace-events.js';
 import type { FeatureKind, ServerFeatureRow } from '../servers/server.table.js';
+import { auditPinApproved } from '../servers/threats/threat-audit.js';
 import { parseInput } from '../shared/input.js';
 import { z } from 'zod';
 import type { AssignmentPinRow, AssignmentRow, MetadataOverride, Provisioning, ProvisioningMode } from './gateway.table.js';
@@ -291,6 +292,12 @@ export class AssignmentService {
         previousHash: existing?.pinned_hash ?? null,
         hash: feature.hash,
       });
+      if (existing && existing.pinned_hash !== feature.hash) {
+        // Pinning a changed definition again lifts a rug-pull withhold: audited beside the detector's entry.
+        const { gateway_id: gatewayId, namespace_prefix: namespacePrefix } = assignment;
+        const pin = { serverId: feature.server_id, gatewayId, assignmentId: id, namespacePrefix, kind: feature.kind, name: feature.name };
+        await auditPinApproved(trx, { workspaceId: viewer.workspaceId, actor: viewer.actor, ...pin, previousHash: existing.pinned_hash, hash: feature.hash });
+      }
       const pins = await this.pinsOf(trx, viewer.workspaceId, [id]);
       return pins.get(id)!.find((p) => p.server_id === feature.server_id && p.kind === feature.kind && p.name === feature.name)!;
     });

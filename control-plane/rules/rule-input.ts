@@ -22,6 +22,7 @@ import { displayName } from '../shared/input.js';
 export const PART_HOOK: { readonly [P in RulePart]: RuleHook } = {
   toolArguments: 'request',
   promptArguments: 'request',
+  resourceUris: 'request',
   toolResults: 'response',
   resourceContents: 'response',
   promptMessages: 'response',

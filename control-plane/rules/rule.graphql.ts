@@ -15,13 +15,24 @@ import type { RuleEngineRow, RuleRow } from './rule.table.js';
 const HOOKS = { REQUEST: { value: 'request' }, RESPONSE: { value: 'response' } } as const;
 const PARTS = {
   TOOL_ARGUMENTS: { value: 'toolArguments', description: 'Request leg: tools/call arguments.' },
-  PROMPT_ARGUMENTS: { value: 'promptArguments', description: 'Request leg: prompts/get arguments.' },
+  PROMPT_ARGUMENTS: {
+    value: 'promptArguments',
+    description: 'Request leg: prompts/get arguments, and in completion/complete for a prompt the value being typed (argument.value) and the arguments already given (context.arguments).',
+  },
+  RESOURCE_URIS: {
+    value: 'resourceUris',
+    description:
+      'Request leg: the URI of resources/read, resources/subscribe and resources/unsubscribe, scanned percent-decoded (a rewrite is sent upstream percent-encoded), and in completion/complete for a resource or resource template the value being typed (argument.value) and the variables already given (context.arguments).',
+  },
   TOOL_RESULTS: { value: 'toolResults', description: 'Response leg: tools/call content and structuredContent.' },
-  RESOURCE_CONTENTS: { value: 'resourceContents', description: 'Response leg: resources/read text.' },
-  PROMPT_MESSAGES: { value: 'promptMessages', description: 'Response leg: prompts/get messages.' },
+  RESOURCE_CONTENTS: { value: 'resourceContents', description: 'Response leg: resources/read text, and the suggested values of completion/complete for a resource or resource template.' },
+  PROMPT_MESSAGES: { value: 'promptMessages', description: 'Response leg: prompts/get messages, and the suggested values of completion/complete for a prompt argument.' },
 } as const;
 const ACTIONS = {
-  BLOCK: { value: 'block', description: 'End the call: a JSON-RPC error naming the rule (request leg) or an error result (response leg).' },
+  BLOCK: {
+    value: 'block',
+    description: 'End the call: a JSON-RPC error naming the rule; on the response leg of tools/call, an error result naming the rule instead.',
+  },
   REDACT: { value: 'redact', description: 'Write `[REDACTED:<type>]` over each match.' },
   REPLACE: { value: 'replace', description: 'Write `text` over each match.' },
   MASK: { value: 'mask', description: 'Keep the last `keepLast` characters, star the rest.' },
@@ -316,7 +327,12 @@ const RuleScopeInput = builder.inputType('RuleScopeInput', {
   fields: (t) => ({
     assignmentIds: t.idList({ description: 'Assignments of the rule’s gateway; empty or omitted = all.' }),
     features: t.stringList({ description: 'Exposed feature names; empty or omitted = all.' }),
-    parts: t.field({ type: [RulePartEnum], required: true }),
+    parts: t.field({
+      type: [RulePartEnum],
+      required: true,
+      description:
+        'What the rule scans; the rule must run on the leg of each part (REQUEST: TOOL_ARGUMENTS, PROMPT_ARGUMENTS, RESOURCE_URIS; RESPONSE: the others). completion/complete has no part of its own: it is scanned with the parts of the prompt or resource it completes.',
+    }),
   }),
 });
 const CreateRuleInput = builder.inputType('CreateRuleInput', {

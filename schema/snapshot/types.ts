@@ -412,14 +412,16 @@ export const RULE_HOOKS = ['request', 'response'] as const satisfies readonly Ru
 
 /**
  * Which part of the traffic a rule scans. Request leg: `toolArguments` (tools/call
- * arguments), `promptArguments` (prompts/get arguments). Response leg: `toolResults`
- * (tools/call content and structuredContent), `resourceContents` (resources/read text),
- * `promptMessages` (prompts/get messages). `completion/complete` is scanned as the feature
- * it completes: a prompt argument's value and context as `promptArguments`, the suggested
- * values as `promptMessages` (prompt) or `resourceContents` (resource template).
+ * arguments), `promptArguments` (prompts/get arguments), `resourceUris` (the URI of
+ * resources/read, resources/subscribe and resources/unsubscribe, percent-decoded).
+ * Response leg: `toolResults` (tools/call content and structuredContent),
+ * `resourceContents` (resources/read text), `promptMessages` (prompts/get messages).
+ * `completion/complete` is scanned as the feature it completes: a prompt argument's value
+ * and context as `promptArguments`, a resource template variable's as `resourceUris`; the
+ * suggested values as `promptMessages` (prompt) or `resourceContents` (resource template).
  */
-export type RulePart = 'toolArguments' | 'promptArguments' | 'toolResults' | 'resourceContents' | 'promptMessages';
-export const RULE_PARTS = ['toolArguments', 'promptArguments', 'toolResults', 'resourceContents', 'promptMessages'] as const satisfies readonly RulePart[];
+export type RulePart = 'toolArguments' | 'promptArguments' | 'resourceUris' | 'toolResults' | 'resourceContents' | 'promptMessages';
+export const RULE_PARTS = ['toolArguments', 'promptArguments', 'resourceUris', 'toolResults', 'resourceContents', 'promptMessages'] as const satisfies readonly RulePart[];
 
 /** How a rule finds what it acts on. */
 export type RuleDetection =

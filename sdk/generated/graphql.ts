@@ -524,7 +524,7 @@ export type RuleActionInput = {
 export type RuleActionKind =
   /** Change nothing; record the trigger (and alert when raiseAlert). */
   | 'ALERT_ONLY'
-  /** End the call: a JSON-RPC error naming the rule (request leg) or an error result (response leg). */
+  /** End the call: a JSON-RPC error naming the rule; on the response leg of tools/call, an error result naming the rule instead. */
   | 'BLOCK'
   /** Write `sha256:<hex>` of the match, salted per workspace (stable across calls). */
   | 'HASH'
@@ -588,12 +588,14 @@ export type RuleInput = {
 };
 
 export type RulePart =
-  /** Request leg: prompts/get arguments. */
+  /** Request leg: prompts/get arguments, and in completion/complete for a prompt the value being typed (argument.value) and the arguments already given (context.arguments). */
   | 'PROMPT_ARGUMENTS'
-  /** Response leg: prompts/get messages. */
+  /** Response leg: prompts/get messages, and the suggested values of completion/complete for a prompt argument. */
   | 'PROMPT_MESSAGES'
-  /** Response leg: resources/read text. */
+  /** Response leg: resources/read text, and the suggested values of completion/complete for a resource or resource template. */
   | 'RESOURCE_CONTENTS'
+  /** Request leg: the URI of resources/read, resources/subscribe and resources/unsubscribe, scanned percent-decoded (a rewrite is sent upstream percent-encoded), and in completion/complete for a resource or resource template the value being typed (argument.value) and the variables already given (context.arguments). */
+  | 'RESOURCE_URIS'
   /** Request leg: tools/call arguments. */
   | 'TOOL_ARGUMENTS'
   /** Response leg: tools/call content and structuredContent. */
@@ -604,6 +606,7 @@ export type RuleScopeInput = {
   assignmentIds?: Array<string | number> | null | undefined;
   /** Exposed feature names; empty or omitted = all. */
   features?: Array<string> | null | undefined;
+  /** What the rule scans; the rule must run on the leg of each part (REQUEST: TOOL_ARGUMENTS, PROMPT_ARGUMENTS, RESOURCE_URIS; RESPONSE: the others). completion/complete has no part of its own: it is scanned with the parts of the prompt or resource it completes. */
   parts: Array<RulePart>;
 };
 

@@ -21,8 +21,13 @@ import type { ThreatReason } from './poisoning.js';
 /** `ruleId` is `detector:<name>`, the same namespace as the data plane's built-in stages. */
 export type ThreatDetector = 'tool_poisoning' | 'mimicry' | 'rug_pull';
 
-/** `withhold`: features withheld on gateways; `hold`: the server kept out of every gateway. */
-export type ThreatAuditAction = 'withhold' | 'hold';
+/**
+ * `withhold`: features withheld on gateways; `hold`: the server kept out of every gateway
+ * (both hits, status `blocked`). `approve`: an admin let a flagged feature, a held server
+ * or a changed pinned definition back in; `release`: a held server stopped resembling
+ * another after a change (both status `ok`).
+ */
+export type ThreatAuditAction = 'withhold' | 'hold' | 'approve' | 'release';
 
 const DETECTOR_NAMES: { readonly [D in ThreatDetector]: string } = {
   tool_poisoning: 'Tool poisoning',
@@ -77,7 +82,7 @@ function detectorEntry(hit: DetectorHit, at: Date): AuditEntry {
     method: null,
     featureName: hit.featureName === null ? null : clip(hit.featureName, L.featureName),
     jsonRpcId: null,
-    status: 'blocked',
+    status: hit.action === 'withhold' || hit.action === 'hold' ? 'blocked' : 'ok',
     errorCode: null,
     errorMessage: null,
     policyActions: [
@@ -202,6 +207,100 @@ export function auditPinsBroken(
       ),
     ),
   );
+}
+
+// Approvals ------------------------------------------------------------------------------
+//
+// The other half of a hit: who let it back in, and when (the entry's `occurredAt`). Written
+// in the approval's transaction, with a fresh correlation id; `detail` names the actor
+// (`api_key:<id>`: an entry has no field for control-plane callers) and `findings` the
+// reason codes that were approved over. No entry for an approval that changed nothing.
+
+/** A flagged feature approved (`approveFlaggedFeature`): no longer withheld on any gateway. */
+export function auditFeatureApproved(
+  trx: Kysely<DB>,
+  approval: { workspaceId: string; actor: string; serverId: string; serverName: string; kind: FeatureKind; name: string; hash: string; findings: readonly string[] },
+): Promise<number> {
+  return insertAuditEntriesIn(trx, [
+    detectorEntry(
+      {
+        workspaceId: approval.workspaceId,
+        detector: 'tool_poisoning',
+        action: 'approve',
+        correlationId: randomUUID(),
+        serverId: approval.serverId,
+        featureName: approval.name,
+        findings: approval.findings,
+        detail: `${NOUN[approval.kind]} "${approval.name}" of server "${approval.serverName}" approved by ${approval.actor} at hash ${approval.hash.slice(0, 12)}…; no longer withheld as flagged`,
+        alert: false,
+      },
+      new Date(),
+    ),
+  ]);
+}
+
+/**
+ * A server held as a possible impersonation let back into gateways: approved by an admin
+ * (`approveServer`, action `approve`) or no longer resembling anything after a change of
+ * its name or URL (action `release`).
+ */
+export function auditServerReleased(
+  trx: Kysely<DB>,
+  release: { workspaceId: string; actor: string; serverId: string; serverName: string; findings: readonly string[]; how: 'approve' | 'release' },
+): Promise<number> {
+  const why = release.how === 'approve' ? `approved by ${release.actor}` : `no longer resembles another server after a change by ${release.actor}`;
+  return insertAuditEntriesIn(trx, [
+    detectorEntry(
+      {
+        workspaceId: release.workspaceId,
+        detector: 'mimicry',
+        action: release.how,
+        correlationId: randomUUID(),
+        serverId: release.serverId,
+        featureName: null,
+        findings: release.findings,
+        detail: `server "${release.serverName}" ${why}; no longer held out of gateways`,
+        alert: false,
+      },
+      new Date(),
+    ),
+  ]);
+}
+
+/** A pinned feature whose definition changed, pinned again at its new definition (`pinFeature`): no longer withheld on that gateway. */
+export function auditPinApproved(
+  trx: Kysely<DB>,
+  approval: {
+    workspaceId: string;
+    actor: string;
+    serverId: string;
+    gatewayId: string;
+    assignmentId: string;
+    namespacePrefix: string;
+    kind: FeatureKind;
+    name: string;
+    previousHash: string;
+    hash: string;
+  },
+): Promise<number> {
+  return insertAuditEntriesIn(trx, [
+    detectorEntry(
+      {
+        workspaceId: approval.workspaceId,
+        detector: 'rug_pull',
+        action: 'approve',
+        correlationId: randomUUID(),
+        serverId: approval.serverId,
+        gatewayId: approval.gatewayId,
+        assignmentId: approval.assignmentId,
+        featureName: namespacedFeatureName(FEATURE_TYPE[approval.kind], approval.namespacePrefix, approval.name),
+        findings: ['PIN_MISMATCH'],
+        detail: `changed ${NOUN[approval.kind]} "${approval.name}" pinned again by ${approval.actor} (pinned hash ${approval.previousHash.slice(0, 12)}…, now ${approval.hash.slice(0, 12)}…); no longer withheld on this gateway`,
+        alert: false,
+      },
+      new Date(),
+    ),
+  ]);
 }
 
 function clip(text: string, max: number): string {

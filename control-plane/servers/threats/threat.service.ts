@@ -10,7 +10,7 @@ import type { FeatureDiff } from '../feature-hash.js';
 import type { FeatureKind, ServerFeatureRow, ServerRow } from '../server.table.js';
 import { detectMimicry, type MimicryFinding } from './mimicry.js';
 import { createPoisoningDetector, type OtherServerTool, type PoisoningDetector, type ThreatReason } from './poisoning.js';
-import { auditFeatureFlagged, auditPinsBroken, auditServerHeld, type BrokenPin } from './threat-audit.js';
+import { auditFeatureApproved, auditFeatureFlagged, auditPinsBroken, auditServerHeld, auditServerReleased, type BrokenPin } from './threat-audit.js';
 
 /**
  * Threat detection in the control plane, at the two moments a server tells us something
@@ -383,6 +383,7 @@ export class ThreatService {
         subjectId: row.id,
         details: { name: row.name, reason: 'no longer resembles another server' },
       });
+      await auditServerReleased(trx, { workspaceId: row.workspace_id, actor, serverId: row.id, serverName: row.name, findings: row.threat_reasons.map((f) => f.code), how: 'release' });
       await this.alerts?.resolveByFoldKey(trx, row.workspace_id, 'MIMICRY_SUSPECTED', mimicryFoldKey(row.id), actor);
       return cleared;
     }
@@ -461,6 +462,16 @@ export class ThreatService {
         subjectId: input.serverId,
         details: { kind: row.kind, name: row.name, hash: row.hash, score: row.threat_score, rules: row.threat_reasons.map((r) => r.rule) },
       });
+      await auditFeatureApproved(trx, {
+        workspaceId: viewer.workspaceId,
+        actor: viewer.actor,
+        serverId: input.serverId,
+        serverName: server.name,
+        kind: row.kind,
+        name: row.name,
+        hash: row.hash,
+        findings: row.threat_reasons.map((r) => r.code),
+      });
       await this.alerts?.resolveByFoldKey(trx, viewer.workspaceId, 'POISONING_SUSPECTED', poisoningFoldKey(input.serverId, input.kind, input.name), viewer.actor);
       return row;
     });
@@ -483,6 +494,7 @@ export class ThreatService {
         subjectId: serverId,
         details: { name: server.name, previousState: server.review_state, reason: server.review_reason, resemblesServerId: server.resembles_server_id },
       });
+      await auditServerReleased(trx, { workspaceId: viewer.workspaceId, actor: viewer.actor, serverId, serverName: server.name, findings: server.threat_reasons.map((f) => f.code), how: 'approve' });
       await this.alerts?.resolveByFoldKey(trx, viewer.workspaceId, 'MIMICRY_SUSPECTED', mimicryFoldKey(serverId), viewer.actor);
       return row;
     });

@@ -19,8 +19,18 @@ export type SpanRewriter = (matched: string, type: string) => string;
  */
 export function spanRewriter(action: RuleAction, hashSalt: string | undefined): SpanRewriter | undefined {
   switch (action.kind) {
-    case 'redact':
-      return (_matched, type) => `[REDACTED:${type}]`;
+    case 'redact': {
+      // One string per type, built once: a template literal would allocate a new (unflattened) string per match.
+      const redacted = new Map<string, string>();
+      return (_matched, type) => {
+        let text = redacted.get(type);
+        if (text === undefined) {
+          text = `[REDACTED:${type}]`;
+          redacted.set(type, text);
+        }
+        return text;
+      };
+    }
     case 'replace': {
       const text = action.text;
       return () => text;

@@ -4,6 +4,7 @@ import type { EngineEvaluation } from '../engines/verdict.js';
 import { utf8View } from '../regex.js';
 import { rewriteSpans, type Match } from './actions.js';
 import { DEFAULT_WALK_LIMITS, PartTooComplexError, partOf, type PartAccess, type Slot, type WalkLimits } from './parts.js';
+import { SlotTexts } from './finders.js';
 import { messageOf, type CompiledRule, type CompiledRuleSet, type RuleEngineCaller } from './rule-set.js';
 
 /** One leg of one routed call, as the evaluator sees it. */
@@ -49,36 +50,20 @@ export async function evaluateLeg(set: CompiledRuleSet, call: LegCall, message: 
   const part = partOf(call.method, call.leg, call.envelope.feature.type);
   if (part === undefined) return { blocked: false, message };
   const legRules = set.forLeg(call.leg, part.part);
-  if (legRules.rules.length === 0) return { blocked: false, message };
-  const rules = legRules.rules.filter((c) => inScope(c, call));
+  const rules = legRules.scoped ? legRules.rules.filter((c) => inScope(c, call)) : legRules.rules;
   if (rules.length === 0) return { blocked: false, message };
-  /** Regex rules the set says can match the current values; recomputed after any rewrite. */
-  let mayMatch: Set<CompiledRule> | undefined;
+  const regexSet = legRules.regexSet;
 
   const limits = call.limits ?? DEFAULT_WALK_LIMITS;
   let current = message;
   let slots: Slot[] | undefined;
+  /** The joined forms of `slots` as they are now, shared by the rules; replaced after any rewrite. */
+  let texts: SlotTexts | undefined;
+  /** Set indexes of the regex rules that can match the current values (`regexSet`); recomputed after any rewrite. */
+  let setHits: number[] | undefined;
   let unreadable: Error | undefined;
+  /** `slots` hold values that `current` does not have yet. */
   let dirty = false;
-  const prefiltered = (compiled: CompiledRule, current: readonly Slot[]): boolean => {
-    const regexSet = legRules.regexSet;
-    if (regexSet === undefined || !regexSet.rules.includes(compiled)) return true;
-    if (mayMatch === undefined) {
-      // Values joined by concatenation (one rope, flattened once by the UTF-8 write) and
-      // handed to RE2 as a Buffer: cheaper than `Array#join` and a string argument.
-      let text = current.length === 0 ? '' : current[0]!.value;
-      for (let i = 1; i < current.length; i++) {
-        text += '\n';
-        text += current[i]!.value;
-      }
-      mayMatch = new Set(regexSet.set.match(utf8View(text)).map((i) => regexSet.rules[i]!));
-    }
-    return mayMatch.has(compiled);
-  };
-  const flush = (): void => {
-    if (dirty && slots !== undefined) current = part.rebuild(current, slots.map((s) => s.value), limits);
-    dirty = false;
-  };
 
   for (const compiled of rules) {
     const { rule, check } = compiled;
@@ -87,51 +72,63 @@ export async function evaluateLeg(set: CompiledRuleSet, call: LegCall, message: 
       if (check.kind === 'broken') {
         failure = { publicReason: 'the rule cannot be evaluated (its definition could not be compiled)', detail: `rule cannot run: ${check.reason}` };
       } else if (check.kind === 'engine') {
-        flush();
+        if (dirty) current = part.rebuild(current, slots!.map((s) => s.value), limits);
+        dirty = false;
         const outcome = await runEngine(compiled, check.engineName, check.client, part, current, call);
         if (outcome.kind === 'failure') failure = outcome;
         else if (outcome.kind === 'block') return outcome.result;
         else if (outcome.kind === 'modified') {
           current = outcome.message;
           slots = undefined;
-          mayMatch = undefined;
+          texts = undefined;
+          setHits = undefined;
           unreadable = undefined;
         }
       } else {
         if (slots === undefined && unreadable === undefined) {
           try {
             slots = part.extract(current, limits);
+            texts = new SlotTexts(slots);
           } catch (error) {
             if (!(error instanceof PartTooComplexError)) throw error;
             unreadable = error;
           }
         }
-        if (unreadable !== undefined || slots === undefined) {
+        if (unreadable !== undefined || slots === undefined || texts === undefined) {
           failure = { publicReason: `the message is too large or too deeply nested to inspect`, detail: `rule cannot inspect the ${part.part}: ${unreadable?.message ?? 'unreadable'}` };
-        } else if (prefiltered(compiled, slots)) {
-          const result = check.finder.find(slots);
-          const types = typesOf(result.matches);
-          if (types.length > 0) {
-            const base = { ruleId: rule.id, ruleName: rule.name, findings: types, alert: rule.raiseAlert, ...(result.detail ? { detail: result.detail } : {}) };
-            if (rule.action.kind === 'block') {
-              call.report({ ...base, action: 'block' });
-              return { blocked: true, rule, message: `blocked by rule "${rule.name}"`, failedClosed: false };
-            }
-            if (rule.action.kind !== 'alert_only' && compiled.rewrite !== undefined) {
-              const rewrite = compiled.rewrite;
-              for (let i = 0; i < slots.length; i++) {
-                const found = result.matches[i];
-                if (found === undefined || found.length === 0) continue;
-                const slot = slots[i]!;
-                const value = check.finder.wholeValue ? rewrite(slot.value, found[0]!.type) : rewriteSpans(slot.value, found, rewrite);
-                if (value !== slot.value) {
-                  slots[i] = { key: slot.key, value };
+        } else {
+          // The leg's regex set says in one pass which regex rules can match at all; the others are skipped.
+          const setIndex = regexSet?.indexOf.get(compiled);
+          if (setIndex !== undefined) setHits ??= regexSet!.set.match(utf8View(setText(slots, texts, regexSet!.keyedTextSound)));
+          if (setIndex === undefined || setHits!.includes(setIndex)) {
+            const result = check.finder.find(slots, texts);
+            const types = typesOf(result.matches);
+            if (types.length > 0) {
+              if (rule.action.kind === 'block') {
+                call.report(textAction(rule, types, result.detail, 'block'));
+                return { blocked: true, rule, message: `blocked by rule "${rule.name}"`, failedClosed: false };
+              }
+              if (rule.action.kind !== 'alert_only' && compiled.rewrite !== undefined) {
+                const rewrite = compiled.rewrite;
+                let rewritten = false;
+                for (let i = 0; i < slots.length; i++) {
+                  const found = result.matches[i];
+                  if (found === undefined || found.length === 0) continue;
+                  const slot = slots[i]!;
+                  const value = check.finder.wholeValue ? rewrite(slot.value, found[0]!.type) : rewriteSpans(slot.value, found, rewrite);
+                  if (value !== slot.value) {
+                    slots[i] = { key: slot.key, value };
+                    rewritten = true;
+                  }
+                }
+                if (rewritten) {
                   dirty = true;
-                  mayMatch = undefined;
+                  texts = new SlotTexts(slots);
+                  setHits = undefined;
                 }
               }
+              call.report(textAction(rule, types, result.detail, rule.action.kind));
             }
-            call.report({ ...base, action: rule.action.kind });
           }
         }
       }
@@ -151,8 +148,28 @@ export async function evaluateLeg(set: CompiledRuleSet, call: LegCall, message: 
       if (closed) return { blocked: true, rule, message: `blocked by rule "${rule.name}": ${failure.publicReason}, and the rule fails closed`, failedClosed: true };
     }
   }
-  flush();
+  // Nothing rewritten: the message goes on as it came, untouched.
+  if (dirty) current = part.rebuild(current, slots!.map((s) => s.value), limits);
   return { blocked: false, message: current };
+}
+
+/**
+ * What the leg's regex set reads: a lone value as it is; several values joined, with
+ * their keys when a PII rule already joined them so and the set allows it
+ * (`LegRegexSet#keyedTextSound`), bare otherwise (after a rewrite, the bare join of the
+ * new values costs less than the keyed one: fewer pieces to flatten).
+ */
+function setText(slots: readonly Slot[], texts: SlotTexts, keyedTextSound: boolean): string {
+  if (slots.length === 0) return '';
+  if (slots.length === 1) return slots[0]!.value;
+  return keyedTextSound && texts.hasKeyed ? texts.keyed.text : texts.bare.text;
+}
+
+/** The audit entry of a text rule that acted. */
+function textAction(rule: SnapshotRule, findings: string[], detail: string | undefined, action: string): AuditPolicyAction {
+  return detail
+    ? { ruleId: rule.id, ruleName: rule.name, findings, alert: rule.raiseAlert, detail, action }
+    : { ruleId: rule.id, ruleName: rule.name, findings, alert: rule.raiseAlert, action };
 }
 
 function inScope(compiled: CompiledRule, call: LegCall): boolean {
@@ -161,10 +178,14 @@ function inScope(compiled: CompiledRule, call: LegCall): boolean {
   return true;
 }
 
+/** The entity types found, in first-found order (a few at most: a list is cheaper than a `Set`). */
 function typesOf(matches: ReadonlyArray<readonly Match[] | undefined>): string[] {
-  const types = new Set<string>();
-  for (const found of matches) if (found !== undefined) for (const m of found) types.add(m.type);
-  return [...types];
+  const types: string[] = [];
+  for (const found of matches) {
+    if (found === undefined) continue;
+    for (const m of found) if (!types.includes(m.type)) types.push(m.type);
+  }
+  return types;
 }
 
 type EngineOutcome =

@@ -1,4 +1,5 @@
 import type { FeatureType, RuleHook, RulePart } from '../../snapshot/index.js';
+import { decodeUri, reencodeUri } from './uri-text.js';
 
 /**
  * Where content rules look in an MCP message, JSON-aware: only string *values* of the
@@ -58,27 +59,54 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * Collects every string value under `root` (depth-first, array order, object key order).
  * `chars` carries the running character count across several roots of one part.
+ *
+ * Iterative, with one frame per open container (none per value): a container's children
+ * are read in order, strings listed on the spot, and a child container is entered after
+ * its parent's frame records where to resume.
  */
 function collectStrings(root: Json, key: string, out: Slot[], limits: WalkLimits, chars: { n: number }): void {
-  const stack: Array<{ value: Json; key: string; depth: number }> = [{ value: root, key, depth: 0 }];
+  if (typeof root === 'string') {
+    addString(root, key, out, limits, chars);
+    return;
+  }
+  if (typeof root !== 'object' || root === null) return;
+  if (limits.maxDepth <= 0) throw new PartTooComplexError(`the scanned part is nested deeper than ${limits.maxDepth} levels`);
+  /** `keys` is null for an array, whose elements inherit `key`. */
+  interface Frame {
+    readonly container: object;
+    readonly keys: readonly string[] | null;
+    readonly key: string;
+    next: number;
+  }
+  const stack: Frame[] = [{ container: root, keys: Array.isArray(root) ? null : Object.keys(root), key, next: 0 }];
   while (stack.length > 0) {
-    const { value, key: at, depth } = stack.pop()!;
-    if (typeof value === 'string') {
-      chars.n += value.length;
-      if (chars.n > limits.maxChars) throw new PartTooComplexError(`the scanned part holds more than ${limits.maxChars} characters of text`);
-      out.push({ key: at, value });
-      continue;
+    const frame = stack[stack.length - 1]!;
+    const { container, keys } = frame;
+    const size = keys === null ? (container as unknown[]).length : keys.length;
+    let i = frame.next;
+    for (; i < size; i++) {
+      const childKey = keys === null ? frame.key : keys[i]!;
+      const child = keys === null ? (container as unknown[])[i] : (container as Record<string, unknown>)[childKey];
+      if (typeof child === 'string') {
+        addString(child, childKey, out, limits, chars);
+      } else if (typeof child === 'object' && child !== null) {
+        // The child's depth is the number of containers open above it.
+        if (stack.length >= limits.maxDepth) throw new PartTooComplexError(`the scanned part is nested deeper than ${limits.maxDepth} levels`);
+        frame.next = i + 1;
+        stack.push({ container: child, keys: Array.isArray(child) ? null : Object.keys(child), key: childKey, next: 0 });
+        break;
+      }
     }
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth >= limits.maxDepth) throw new PartTooComplexError(`the scanned part is nested deeper than ${limits.maxDepth} levels`);
-    if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], key: at, depth: depth + 1 });
-    } else {
-      const keys = Object.keys(value);
-      for (let i = keys.length - 1; i >= 0; i--) stack.push({ value: (value as Record<string, unknown>)[keys[i]!], key: keys[i]!, depth: depth + 1 });
-    }
+    if (i >= size) stack.pop();
   }
 }
+
+function addString(value: string, key: string, out: Slot[], limits: WalkLimits, chars: { n: number }): void {
+  chars.n += value.length;
+  if (chars.n > limits.maxChars) throw new PartTooComplexError(`the scanned part holds more than ${limits.maxChars} characters of text`);
+  out.push({ key, value });
+}
+
 
 /**
  * `root` with its strings replaced, in `collectStrings` order, by `values[cursor.i…]`.
@@ -305,16 +333,43 @@ const toolArguments = argumentsAccess('toolArguments', false);
 const promptArguments = argumentsAccess('promptArguments', true);
 
 /**
- * `completion/complete` of a prompt argument, request leg: the value being completed
- * (`params.argument.value`) and the arguments already given (`params.context.arguments`)
- * are prompt arguments the user is typing, so prompt-argument rules read them. Engines get
- * them as one arguments object, as for `prompts/get` (`{ ...context.arguments,
- * [argument.name]: argument.value }`); a `modify` writes the argument's key back to
- * `argument.value` (absent: the empty string) and the other keys the context had back to
- * the context.
+ * The resource URI a request names (`params.uri` of `resources/read`, `resources/subscribe`
+ * and `resources/unsubscribe`), request leg: the client chose it, often filling in a
+ * template's variables. One value, scanned percent-decoded and re-encoded after a rewrite
+ * (`uri-text.ts`). Engines get `{ uri }` as sent; a `modify` must keep a non-empty `uri`.
  */
-const promptCompletionArgument: PartAccess = {
-  part: 'promptArguments',
+const resourceUri: PartAccess = {
+  part: 'resourceUris',
+  payload: (params) => ({ uri: params.uri }),
+  replacePayload: (params, payload) => ({ ...params, uri: (payload as { uri: string }).uri }),
+  checkPayload(payload) {
+    if (!isRecord(payload) || typeof payload.uri !== 'string' || payload.uri === '') return 'a resource request must be an object with a non-empty string "uri"';
+    return undefined;
+  },
+  extract(params, limits) {
+    if (typeof params.uri !== 'string') return [];
+    if (params.uri.length > limits.maxChars) throw new PartTooComplexError(`the scanned part holds more than ${limits.maxChars} characters of text`);
+    return [{ key: 'uri', value: decodeUri(params.uri).text }];
+  },
+  rebuild(params, values) {
+    if (typeof params.uri !== 'string') return params;
+    const before = decodeUri(params.uri);
+    const after = values[0]!;
+    return after === before.text ? params : { ...params, uri: reencodeUri(params.uri, before, after) };
+  },
+};
+
+/**
+ * `completion/complete`, request leg: the value being completed (`params.argument.value`)
+ * and the arguments already given (`params.context.arguments`) are what the user is
+ * typing: prompt arguments (`promptArguments`), or the variables of a resource template,
+ * which become part of the URI the client will read (`resourceUris`). Engines get them as
+ * one arguments object, as for `prompts/get` (`{ ...context.arguments, [argument.name]:
+ * argument.value }`); a `modify` writes the argument's key back to `argument.value`
+ * (absent: the empty string) and the other keys the context had back to the context.
+ */
+const completionArgument = (part: RulePart, what: string): PartAccess => ({
+  part,
   payload(params) {
     const argument = isRecord(params.argument) ? params.argument : {};
     const context = isRecord(params.context) && isRecord(params.context.arguments) ? params.context.arguments : {};
@@ -339,7 +394,7 @@ const promptCompletionArgument: PartAccess = {
   },
   checkPayload(payload) {
     if (!isRecord(payload)) return 'arguments must be a JSON object';
-    if (Object.values(payload).some((v) => typeof v !== 'string')) return 'prompt arguments must all be strings';
+    if (Object.values(payload).some((v) => typeof v !== 'string')) return `${what} must all be strings`;
     return undefined;
   },
   extract(params, limits) {
@@ -364,7 +419,9 @@ const promptCompletionArgument: PartAccess = {
     }
     return next;
   },
-};
+});
+const promptCompletionArgument = completionArgument('promptArguments', 'prompt arguments');
+const resourceCompletionArgument = completionArgument('resourceUris', 'resource template variables');
 
 /**
  * `completion/complete` results, response leg: the suggested values
@@ -416,14 +473,17 @@ export function partOf(method: string, leg: RuleHook, featureType?: FeatureType)
     case 'prompts/get':
       return leg === 'request' ? promptArguments : promptMessages;
     case 'resources/read':
-      return leg === 'response' ? resourceContents : undefined;
+      return leg === 'request' ? resourceUri : resourceContents;
+    case 'resources/subscribe':
+    case 'resources/unsubscribe':
+      // Unsubscribe too: after a rewritten subscribe it must name the same (rewritten) URI, and never the original.
+      return leg === 'request' ? resourceUri : undefined;
     case 'completion/complete':
-      // A resource template variable is part of a URI, which no request-leg part covers (resources/read URIs are not scanned either).
       if (featureType === 'prompts') return leg === 'request' ? promptCompletionArgument : promptCompletionValues;
-      return leg === 'response' ? resourceCompletionValues : undefined;
+      return leg === 'request' ? resourceCompletionArgument : resourceCompletionValues;
     default:
       return undefined;
   }
 }
 
-export const PARTS: { readonly [P in RulePart]: PartAccess } = { toolArguments, promptArguments, toolResults, resourceContents, promptMessages };
+export const PARTS: { readonly [P in RulePart]: PartAccess } = { toolArguments, promptArguments, resourceUris: resourceUri, toolResults, resourceContents, promptMessages };

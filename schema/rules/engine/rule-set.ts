@@ -46,12 +46,30 @@ export interface CompiledRuleSet {
 
 export interface LegRules {
   readonly rules: readonly CompiledRule[];
+  /** Some rule of `rules` is limited to assignments or features: scope must be checked per call (otherwise every rule applies). */
+  readonly scoped: boolean;
   /**
    * One RE2 set of the prefilter sources of this leg's regex rules (when there are two or
    * more): `match` over the joined values names the rules that can match anywhere, in
    * one pass, so the others are skipped without scanning.
    */
-  readonly regexSet?: { readonly set: RE2Set; readonly rules: readonly CompiledRule[] };
+  readonly regexSet?: LegRegexSet;
+}
+
+export interface LegRegexSet {
+  readonly set: RE2Set;
+  readonly rules: readonly CompiledRule[];
+  /** Index of each rule of `rules` in the set. */
+  readonly indexOf: ReadonlyMap<CompiledRule, number>;
+  /**
+   * No source may hold a `^` (see `anchorsAtLineStart`): then the set may as well run over
+   * the values joined *with their keys* (`key: value` lines, the PII finder's text, see
+   * `SlotTexts`) as over the bare values, so a leg scanned by both joins its values once.
+   * Sound because a value's neighbours in that text are `: ` or `\n` before it and `\n`
+   * after it, which `\b`, `\B` and multiline `$` read as they read the bare join's `\n`;
+   * a key can only add matches, which the set may (each rule then checks its own values).
+   */
+  readonly keyedTextSound: boolean;
 }
 
 /** The part of `RE2.Set` the evaluator uses. */
@@ -81,37 +99,62 @@ export interface RuleSetOptions {
  */
 export function compileRuleSet(rules: readonly SnapshotRule[], options: RuleSetOptions): CompiledRuleSet {
   const compiled = rules.map((rule) => compileRule(rule, options));
-  const byLeg = new Map<string, LegRules>();
-  const sets = new Map<string, LegRules['regexSet']>();
+  const none: LegRules = Object.freeze({ rules: Object.freeze([]), scoped: false });
+  // Looked up on every call: a table by leg then part, not a map keyed by a built string.
+  const byLeg = { request: {} as Record<RulePart, LegRules>, response: {} as Record<RulePart, LegRules> };
+  const sets = new Map<string, LegRegexSet | undefined>();
   for (const leg of ['request', 'response'] as const) {
     for (const part of RULE_PARTS) {
       const list = compiled.filter((c) => c.rule.hooks.includes(leg) && c.parts.has(part));
       const regexRules = list.filter((c) => c.check.kind === 'text' && c.check.finder.prefilterSource !== undefined);
-      let regexSet: LegRules['regexSet'];
+      let regexSet: LegRegexSet | undefined;
       if (regexRules.length >= 2) {
         // Legs with the same regex rules share one set.
         const key = regexRules.map((c) => c.rule.id).join('\u0000');
         if (!sets.has(key)) sets.set(key, buildRegexSet(regexRules));
         regexSet = sets.get(key);
       }
-      byLeg.set(`${leg}:${part}`, Object.freeze({ rules: Object.freeze(list), ...(regexSet ? { regexSet } : {}) }));
+      const scoped = list.some((c) => c.assignmentIds !== undefined || c.features !== undefined);
+      byLeg[leg][part] = list.length === 0 ? none : Object.freeze({ rules: Object.freeze(list), scoped, ...(regexSet ? { regexSet } : {}) });
     }
   }
-  const none: LegRules = Object.freeze({ rules: Object.freeze([]) });
+  Object.freeze(byLeg.request);
+  Object.freeze(byLeg.response);
   return Object.freeze({
     rules: Object.freeze(compiled),
-    forLeg: (leg: RuleHook, part: RulePart) => byLeg.get(`${leg}:${part}`) ?? none,
+    forLeg: (leg: RuleHook, part: RulePart) => byLeg[leg]?.[part] ?? none,
   });
 }
 
-function buildRegexSet(rules: readonly CompiledRule[]): LegRules['regexSet'] {
+function buildRegexSet(rules: readonly CompiledRule[]): LegRegexSet | undefined {
   try {
     const sources = rules.map((c) => (c.check as { finder: TextFinder }).finder.prefilterSource!);
-    return { set: new RE2.Set(sources, 'u'), rules };
+    const indexOf = new Map(rules.map((c, i) => [c, i] as const));
+    return Object.freeze({ set: new RE2.Set(sources, 'u'), rules, indexOf, keyedTextSound: !sources.some(anchorsAtLineStart) });
   } catch {
     // Each rule still runs its own scan; the set only saves time.
     return undefined;
   }
+}
+
+/**
+ * Whether a pattern source may hold a `^` assertion: any `^` that is not escaped and not
+ * the first unit of a character class. Conservative (a literal `^` inside a class counts),
+ * which only costs the keyed-text shortcut.
+ */
+export function anchorsAtLineStart(source: string): boolean {
+  let classOpened = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      i++;
+      classOpened = false;
+      continue;
+    }
+    if (c === '^' && !classOpened) return true;
+    classOpened = c === '[';
+  }
+  return false;
 }
 
 function compileRule(rule: SnapshotRule, options: RuleSetOptions): CompiledRule {

@@ -1,10 +1,9 @@
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildCallEntries } from '../../../data-plane/audit/call-facts.js';
 import type { AuditedCall } from '../../../data-plane/audit/call-auditor.js';
 import { TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
 import { createScrubber } from '../../../schema/audit/scrub.js';
-import { RulesGateway, rpcError, type RuleSpec } from './harness.js';
+import { rulesGatewayPerFile, rpcError, type RuleSpec } from './harness.js';
 
 /**
  * `completion/complete` through the content rules and the audit stage: a real data plane,
@@ -12,17 +11,7 @@ import { RulesGateway, rpcError, type RuleSpec } from './harness.js';
  * suggestion carrying an email address) and the SDK's client.
  */
 
-const gateway = new RulesGateway();
-let client: Client;
-
-beforeAll(async () => {
-  await gateway.start();
-  client = await gateway.client();
-}, 60_000);
-
-afterAll(async () => {
-  await gateway.close();
-});
+const { gateway, client: connected } = rulesGatewayPerFile();
 
 const EMAIL = { kind: 'pii', entityTypes: ['EMAIL_ADDRESS'], minConfidence: 0.5, allowList: [] } as const;
 const SECRETS = { kind: 'pii', entityTypes: ['GITHUB_TOKEN', 'AWS_ACCESS_KEY'], minConfidence: 0.5, allowList: [] } as const;
@@ -34,8 +23,8 @@ function use(specs: RuleSpec[]): void {
 }
 
 const completePrompt = (value: string, context?: Record<string, string>) =>
-  client.complete({ ref: { type: 'ref/prompt', name: 'fx__summarize' }, argument: { name: 'topic', value }, ...(context ? { context: { arguments: context } } : {}) });
-const completeTemplate = (value: string) => client.complete({ ref: { type: 'ref/resource', uri: 'fx+doc://customer/{id}' }, argument: { name: 'id', value } });
+  connected().complete({ ref: { type: 'ref/prompt', name: 'fx__summarize' }, argument: { name: 'topic', value }, ...(context ? { context: { arguments: context } } : {}) });
+const completeTemplate = (value: string) => connected().complete({ ref: { type: 'ref/resource', uri: 'fx+doc://customer/{id}' }, argument: { name: 'id', value } });
 
 /** The finished calls of one method (the record is handed over when the response closes). */
 async function auditedCalls(method: string, count = 1): Promise<AuditedCall[]> {
@@ -83,10 +72,13 @@ describe('completion/complete on the request leg (the value being completed is u
     expect(values[0]).toBe(`${GITHUB_TOKEN} ***********.com`);
   });
 
-  it('does not scan a resource template variable (a URI part, which no request-leg part covers)', async () => {
+  it('scans a resource template variable as part of a URI (resourceUris), not as a prompt argument', async () => {
     use([{ name: 'No secrets', detection: SECRETS, action: { kind: 'block' }, hooks: ['request'], parts: ['toolArguments', 'promptArguments'] }]);
     expect((await completeTemplate(GITHUB_TOKEN)).completion.values[0]).toBe(GITHUB_TOKEN);
     await expect(completePrompt(GITHUB_TOKEN)).rejects.toThrow('blocked by rule "No secrets"');
+    use([{ name: 'No secrets in URIs', detection: SECRETS, action: { kind: 'block' }, hooks: ['request'], parts: ['resourceUris'] }]);
+    await expect(completeTemplate(GITHUB_TOKEN)).rejects.toThrow('blocked by rule "No secrets in URIs"');
+    expect((await completePrompt(GITHUB_TOKEN)).completion.values[0]).toBe(GITHUB_TOKEN);
   });
 });
 

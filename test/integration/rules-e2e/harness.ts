@@ -5,13 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll } from 'vitest';
 import type { SourceRule, SourceRuleEngine } from '../../../control-plane/snapshot/source.js';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
 import type { AuditedCall, AuditSink } from '../../../data-plane/audit/call-auditor.js';
 import { verifyEngineSignature, SIGNATURE_HEADER } from '../../../schema/rules/engines/index.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
-import { sealSnapshotSecret, type RuleAction, type RuleDetection, type RuleHook, type RulePart } from '../../../schema/snapshot/index.js';
+import { RULE_PARTS, sealSnapshotSecret, type RuleAction, type RuleDetection, type RuleHook, type RulePart } from '../../../schema/snapshot/index.js';
 import { TOKENS, fixtureSnapshot } from '../../unit/data-plane/fixtures.js';
 
 export const KEY_ID = 'sk_rules_e2e';
@@ -117,6 +118,23 @@ export class RecordingSink implements AuditSink {
   }
 }
 
+/**
+ * The gateway and SDK client of one test file: started before its tests (`beforeAll`),
+ * closed after them. `client()` is the client connected at start.
+ */
+export function rulesGatewayPerFile(): { readonly gateway: RulesGateway; client(): Client } {
+  const gateway = new RulesGateway();
+  let client: Client | undefined;
+  beforeAll(async () => {
+    await gateway.start();
+    client = await gateway.client();
+  }, 60_000);
+  afterAll(async () => {
+    await gateway.close();
+  });
+  return { gateway, client: () => client! };
+}
+
 export class RulesGateway {
   readonly snapshots = new InMemorySnapshotSource();
   readonly audit = new RecordingSink();
@@ -147,7 +165,7 @@ export class RulesGateway {
       scope: {
         assignmentIds: [],
         features: spec.features ?? [],
-        parts: spec.parts ?? ['toolArguments', 'promptArguments', 'toolResults', 'resourceContents', 'promptMessages'],
+        parts: spec.parts ?? RULE_PARTS,
       },
       detection: spec.detection,
       action: spec.action,

@@ -1,24 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
 import { createInjectionDetector } from '../../../schema/rules/detectors/index.js';
 import { loadJsonl } from '../../corpus/evaluate.js';
 import type { InjectionSample } from '../../corpus/injection/templates.js';
-import { HASH_SALT, RulesGateway, engineRow, rpcError, startEngine, textOf, type EngineServer, type RuleSpec } from './harness.js';
+import { HASH_SALT, RulesGateway, rulesGatewayPerFile, engineRow, rpcError, startEngine, textOf, type EngineServer, type RuleSpec } from './harness.js';
 import { CUSTOMER_TEXT, PAGE_WITH_INJECTION } from './upstream-content.js';
 
-const gateway = new RulesGateway();
-let client: Client;
-
-beforeAll(async () => {
-  await gateway.start();
-  client = await gateway.client();
-}, 60_000);
-
-afterAll(async () => {
-  await gateway.close();
-});
+const { gateway, client: connected } = rulesGatewayPerFile();
 
 const EMAIL = { kind: 'pii', entityTypes: ['EMAIL_ADDRESS'], minConfidence: 0.5, allowList: [] } as const;
 const CARD_AND_SSN = { kind: 'pii', entityTypes: ['CREDIT_CARD', 'US_SSN'], minConfidence: 0.5, allowList: [] } as const;
@@ -37,8 +26,8 @@ async function policyActions(count = 1): Promise<AuditPolicyAction[]> {
   return gateway.audit.policyActions();
 }
 
-const echo = (text: string) => client.callTool({ name: 'fx__echo', arguments: { text } });
-const received = async () => JSON.parse(textOf(await client.callTool({ name: 'fx__last_received', arguments: {} }))) as unknown;
+const echo = (text: string) => connected().callTool({ name: 'fx__echo', arguments: { text } });
+const received = async () => JSON.parse(textOf(await connected().callTool({ name: 'fx__last_received', arguments: {} }))) as unknown;
 
 describe('actions on the request leg (the upstream receives the rewritten arguments)', () => {
   it('redacts', async () => {
@@ -90,7 +79,7 @@ describe('actions on the request leg (the upstream receives the rewritten argume
 describe('actions on the response leg', () => {
   it('redacts text content and structuredContent, keeping the result valid MCP', async () => {
     use([{ name: 'Redact PII', detection: { ...CARD_AND_SSN, entityTypes: ['EMAIL_ADDRESS', 'CREDIT_CARD', 'US_SSN'] }, action: { kind: 'redact' }, hooks: response }]);
-    const result = await client.callTool({ name: 'fx__profile', arguments: {} });
+    const result = await connected().callTool({ name: 'fx__profile', arguments: {} });
     expect(textOf(result)).toBe('Customer Ada Lovelace, email [REDACTED:EMAIL_ADDRESS], card [REDACTED:CREDIT_CARD], SSN [REDACTED:US_SSN].');
     expect(result.structuredContent).toEqual({ name: 'Ada Lovelace', email: '[REDACTED:EMAIL_ADDRESS]', orders: [{ id: 7, note: 'ship to [REDACTED:EMAIL_ADDRESS]' }] });
   });
@@ -101,17 +90,17 @@ describe('actions on the response leg', () => {
       { name: 'Hash', detection: EMAIL, action: { kind: 'hash' }, hooks: response },
       { name: 'Request only', detection: { kind: 'regex', patterns: ['Lovelace'], caseInsensitive: true }, action: { kind: 'block' }, hooks: request },
     ]);
-    const text = textOf(await client.callTool({ name: 'fx__profile', arguments: {} }));
+    const text = textOf(await connected().callTool({ name: 'fx__profile', arguments: {} }));
     expect(text).toBe(`Customer Ada Lovelace, email ${sha('ada@example.com')}, card ***************1111, SSN *******9998.`);
   });
 
   it('replaces prompt messages and resource text; blobs and images are untouched', async () => {
     use([{ name: 'Replace emails', detection: EMAIL, action: { kind: 'replace', text: '<email>' }, hooks: response }]);
-    const prompt = await client.getPrompt({ name: 'fx__summarize', arguments: { topic: 'billing' } });
+    const prompt = await connected().getPrompt({ name: 'fx__summarize', arguments: { topic: 'billing' } });
     expect(prompt.messages[0]!.content).toEqual({ type: 'text', text: 'Summarize billing. Send questions to <email>.' });
-    const doc = await client.readResource({ uri: 'fx+doc://customers' });
+    const doc = await connected().readResource({ uri: 'fx+doc://customers' });
     expect((doc.contents[0] as { text: string }).text).toContain('email <email>');
-    const binary = await client.callTool({ name: 'fx__binary', arguments: {} });
+    const binary = await connected().callTool({ name: 'fx__binary', arguments: {} });
     const content = binary.content as Array<Record<string, unknown>>;
     expect(content[0]).toEqual({ type: 'image', data: Buffer.from('ada@example.com in pixels').toString('base64'), mimeType: 'image/png' });
     expect(content[2]).toMatchObject({ type: 'resource', resource: { blob: Buffer.from('ada@example.com').toString('base64') } });
@@ -120,7 +109,7 @@ describe('actions on the response leg', () => {
 
   it('blocks a tool result by replacing it with an error result naming the rule', async () => {
     use([{ name: 'No card data out', detection: CARD_AND_SSN, action: { kind: 'block' }, hooks: response }]);
-    const result = await client.callTool({ name: 'fx__profile', arguments: {} });
+    const result = await connected().callTool({ name: 'fx__profile', arguments: {} });
     expect(result).toEqual({ content: [{ type: 'text', text: 'Blocked by rule "No card data out"' }], isError: true });
     expect(await policyActions()).toEqual([expect.objectContaining({ ruleName: 'No card data out', action: 'block', findings: ['CREDIT_CARD', 'US_SSN'] })]);
   });
@@ -130,18 +119,18 @@ describe('actions on the response leg', () => {
       { name: 'No customer docs', detection: CARD_AND_SSN, action: { kind: 'block' }, hooks: response, parts: ['resourceContents'] },
       { name: 'No emails in prompts', detection: EMAIL, action: { kind: 'block' }, hooks: response, parts: ['promptMessages'] },
     ]);
-    const error = await rpcError(client.readResource({ uri: 'fx+doc://customers' }));
+    const error = await rpcError(connected().readResource({ uri: 'fx+doc://customers' }));
     expect(error.code).toBe(-32070);
     expect(error.data).toMatchObject({ code: 'RULE_BLOCKED', ruleName: 'No customer docs', leg: 'response' });
-    const prompt = await rpcError(client.getPrompt({ name: 'fx__summarize', arguments: { topic: 'billing' } }));
+    const prompt = await rpcError(connected().getPrompt({ name: 'fx__summarize', arguments: { topic: 'billing' } }));
     expect(prompt.data).toMatchObject({ code: 'RULE_BLOCKED', ruleName: 'No emails in prompts', leg: 'response' });
     // The logo is a blob: nothing to scan, nothing blocked.
-    expect((await client.readResource({ uri: 'fx+doc://logo' })).contents).toHaveLength(1);
+    expect((await connected().readResource({ uri: 'fx+doc://logo' })).contents).toHaveLength(1);
   });
 
   it('alert-only on the response leg returns the result unchanged', async () => {
     use([{ name: 'Watch', detection: CARD_AND_SSN, action: { kind: 'alert_only' }, hooks: response, raiseAlert: true }]);
-    expect(textOf(await client.callTool({ name: 'fx__profile', arguments: {} }))).toBe(CUSTOMER_TEXT);
+    expect(textOf(await connected().callTool({ name: 'fx__profile', arguments: {} }))).toBe(CUSTOMER_TEXT);
     expect(await policyActions()).toEqual([expect.objectContaining({ action: 'alert_only', alert: true })]);
   });
 });
@@ -149,7 +138,7 @@ describe('actions on the response leg', () => {
 describe('the prompt-injection detector', () => {
   it('catches second-order injection in a fetched page and redacts that value', async () => {
     use([{ name: 'Injection in results', detection: { kind: 'detector', detector: 'prompt_injection', threshold: 0.5 }, action: { kind: 'redact' }, hooks: response }]);
-    const result = await client.callTool({ name: 'fx__fetch_page', arguments: { url: 'https://weather.example/paris' } });
+    const result = await connected().callTool({ name: 'fx__fetch_page', arguments: { url: 'https://weather.example/paris' } });
     expect(textOf(result)).toBe('[REDACTED:PROMPT_INJECTION]');
     expect(textOf(await echo('The weather in Paris is sunny.'))).toBe('The weather in Paris is sunny.');
     const [action] = await policyActions();
@@ -273,7 +262,7 @@ describe('custom rule engines', () => {
 describe('bad input', () => {
   it('handles a several-MiB payload on both legs', async () => {
     use([{ name: 'Redact emails', detection: EMAIL, action: { kind: 'redact' } }]);
-    const big = await client.callTool({ name: 'fx__big', arguments: { kib: 3 * 1024 } });
+    const big = await connected().callTool({ name: 'fx__big', arguments: { kib: 3 * 1024 } });
     const text = textOf(big);
     expect(text.length).toBeGreaterThan(3 * 1024 * 1024);
     expect(text).not.toContain('bulk@example.com');
@@ -287,11 +276,11 @@ describe('bad input', () => {
     let deep: unknown = 'ada@example.com';
     for (let i = 0; i < 500; i++) deep = { d: deep };
     use([{ name: 'Emails (closed)', detection: EMAIL, action: { kind: 'redact' }, hooks: request }]);
-    const error = await rpcError(client.callTool({ name: 'fx__echo_json', arguments: { value: deep } }));
+    const error = await rpcError(connected().callTool({ name: 'fx__echo_json', arguments: { value: deep } }));
     expect(error.data).toMatchObject({ code: 'RULE_FAILED_CLOSED', ruleName: 'Emails (closed)' });
     expect(error.message).toContain('too deeply nested');
     use([{ name: 'Emails (open)', detection: EMAIL, action: { kind: 'redact' }, hooks: request, failureMode: 'open' }]);
-    const passed = await client.callTool({ name: 'fx__echo_json', arguments: { value: { d: { d: 'ada@example.com' } } } });
+    const passed = await connected().callTool({ name: 'fx__echo_json', arguments: { value: { d: { d: 'ada@example.com' } } } });
     expect(textOf(passed)).toBe('{"value":{"d":{"d":"[REDACTED:EMAIL_ADDRESS]"}}}');
   });
 

@@ -238,6 +238,7 @@ describe('bad rules are refused at save with a precise reason', () => {
     await expectInvalid({ ...regexRule('Mask', ['x']), action: { kind: 'MASK', keepLast: -1 } }, 'input.action.keepLast', '0 or more');
     await expectInvalid({ ...regexRule('Replace', ['x']), action: { kind: 'REPLACE' } }, 'input.action.text', 'REPLACE');
     await expectInvalid({ ...regexRule('Wrong leg', ['x']), hooks: ['REQUEST'] }, 'input.scope.parts.1', 'toolResults', 'response');
+    await expectInvalid({ ...regexRule('URI on responses', ['x']), hooks: ['RESPONSE'], scope: { parts: ['RESOURCE_URIS'] } }, 'input.scope.parts.0', 'resourceUris', 'request');
   });
 
   it('scope assignments of another gateway, and unknown engines', async () => {

@@ -62,6 +62,20 @@ async function rpcError(promise: Promise<unknown>): Promise<McpError> {
 /** What a detector entry never carries: nothing of a call (no caller, session, method, body). */
 const NO_CALL = { method: null, userId: null, hostId: null, connectionId: null, accessTokenId: null, sessionRef: null, clientName: null, body: null, dataPlaneInstance: 'control-plane', leg: 'POLICY_ACTION', status: 'BLOCKED' };
 
+/** An approval lifts a hit: the same shape, status OK, and the admin who approved in the detail. */
+const APPROVAL = { ...NO_CALL, status: 'OK', correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/) };
+const APPROVED_BY = /approved by api_key:[0-9a-f-]{36}\b/;
+
+/** Policy-action entries of a server whose (only) action has this rule id and action, oldest first. */
+async function serverActions(serverId: string, ruleId: string, action: string): Promise<any[]> {
+  return (await serverEntries(serverId, ruleId)).filter((e) => e.policyActions[0].action === action);
+}
+
+const approveFeature = (serverId: string, name: string, hash?: string) =>
+  g.gql(`mutation($input: ApproveFlaggedFeatureInput!) { approveFlaggedFeature(input: $input) { __typename ${ERR} } }`, {
+    input: { serverId, kind: 'TOOL', name, ...(hash ? { hash } : {}) },
+  });
+
 describe('tool poisoning', () => {
   let poisoned: { id: string };
   let runId: string;
@@ -112,6 +126,23 @@ describe('tool poisoning', () => {
     expect(entry).toMatchObject({ method: 'tools/call', status: 'BLOCKED', policyActions: [{ action: 'refuse', findings: ['WITHHELD', 'FLAGGED'], alert: false }] });
     expect(entry.policyActions[0].detail).toContain('discovery flagged its definition as suspicious');
   }, 60_000);
+
+  it('approving a flagged feature writes an approve entry: who, which feature, the codes approved over; a refused or repeated approval writes none', async () => {
+    const [flagged] = await serverActions(poisoned.id, 'detector:tool_poisoning', 'withhold').then((all) => all.filter((e) => e.featureName === 'add'));
+    expect((await approveFeature(poisoned.id, 'add', 'f'.repeat(64))).approveFlaggedFeature.__typename).toBe('ConflictError');
+    expect(await serverActions(poisoned.id, 'detector:tool_poisoning', 'approve')).toEqual([]);
+
+    expect((await approveFeature(poisoned.id, 'add')).approveFlaggedFeature.__typename).toBe('ApproveFlaggedFeatureSuccess');
+    await approveFeature(poisoned.id, 'add');
+    const approvals = await serverActions(poisoned.id, 'detector:tool_poisoning', 'approve');
+    expect(approvals).toHaveLength(1);
+    expect(approvals[0]).toMatchObject({ ...APPROVAL, serverId: poisoned.id, featureName: 'add', gatewayId: null, assignmentId: null });
+    expect(approvals[0].policyActions).toEqual([
+      { ruleId: 'detector:tool_poisoning', ruleName: 'Tool poisoning', action: 'approve', findings: flagged.policyActions[0].findings, detail: expect.stringMatching(APPROVED_BY), alert: false },
+    ]);
+    expect(approvals[0].policyActions[0].detail).toMatch(/^tool "add" of server "Poisoned" approved by api_key:\S+ at hash [0-9a-f]{12}…; no longer withheld as flagged$/);
+    expect(approvals[0].correlationId).not.toBe(flagged.correlationId);
+  }, 60_000);
 });
 
 describe('rug pulls', () => {
@@ -151,6 +182,22 @@ describe('rug pulls', () => {
     // Discovering the same definition again is no new rug pull.
     await g.discover(server.id);
     expect(await serverEntries(server.id, 'detector:rug_pull')).toHaveLength(1);
+
+    // Pinning the new definition approves it: an approve entry beside the withhold; pinning it once more is no approval.
+    const pin = `mutation($a: ID!, $input: PinFeatureInput!) { pinFeature(assignmentId: $a, input: $input) { __typename } }`;
+    await g.gql(pin, { a: assignmentId, input: { featureType: 'TOOLS', name: 'lookup' } });
+    await g.gql(pin, { a: assignmentId, input: { featureType: 'TOOLS', name: 'lookup' } });
+    const approvals = await serverActions(server.id, 'detector:rug_pull', 'approve');
+    expect(approvals).toHaveLength(1);
+    expect(approvals[0]).toMatchObject({
+      ...APPROVAL,
+      serverId: server.id,
+      gatewayId,
+      assignmentId,
+      featureName: 'r__lookup',
+      policyActions: [{ ruleId: 'detector:rug_pull', action: 'approve', findings: ['PIN_MISMATCH'], alert: false }],
+    });
+    expect(approvals[0].policyActions[0].detail).toMatch(/^changed tool "lookup" pinned again by api_key:\S+ \(pinned hash [0-9a-f]{12}…, now [0-9a-f]{12}…\); no longer withheld on this gateway$/);
   }, 90_000);
 });
 
@@ -172,6 +219,13 @@ describe('anti-mimicry', () => {
     });
     expect(entries[0].policyActions[0].detail).toBe('server "gіthub" resembles server "GitHub" (CONFUSABLE_NAME); held out of every gateway until an admin approves it');
     expect(await serverEntries(lookalike.id, 'detector:tool_poisoning')).toEqual([]);
+
+    // Renamed so that it resembles nothing, it leaves review by itself: a release entry names who changed it.
+    await g.gql(`mutation($id: ID!) { updateServer(id: $id, input: { name: "Mirror Hub" }) { __typename } }`, { id: lookalike.id });
+    const released = await serverActions(lookalike.id, 'detector:mimicry', 'release');
+    expect(released).toHaveLength(1);
+    expect(released[0]).toMatchObject({ ...APPROVAL, serverId: lookalike.id, featureName: null, policyActions: [{ ruleId: 'detector:mimicry', action: 'release', findings: ['CONFUSABLE_NAME'], alert: false }] });
+    expect(released[0].policyActions[0].detail).toMatch(/^server "Mirror Hub" no longer resembles another server after a change by api_key:\S+; no longer held out of gateways$/);
   });
 
   it('withholds an assigned server renamed to mimic another as SERVER_HELD, refusing calls with why, until it is approved', async () => {
@@ -195,6 +249,12 @@ describe('anti-mimicry', () => {
     expect(refusal).toMatchObject({ policyActions: [{ action: 'refuse', findings: ['WITHHELD', 'SERVER_HELD'], alert: false }] });
 
     await g.gql(`mutation($id: ID!) { approveServer(id: $id) { __typename } }`, { id: echo.id });
+    await g.gql(`mutation($id: ID!) { approveServer(id: $id) { __typename } }`, { id: echo.id });
+    const approvals = await serverActions(echo.id, 'detector:mimicry', 'approve');
+    expect(approvals).toHaveLength(1);
+    expect(approvals[0]).toMatchObject({ ...APPROVAL, serverId: echo.id, featureName: null, policyActions: [{ ruleId: 'detector:mimicry', ruleName: 'Anti-mimicry', action: 'approve', alert: false }] });
+    expect(approvals[0].policyActions[0].findings.length).toBeGreaterThan(0);
+    expect(approvals[0].policyActions[0].detail).toMatch(/^server "GitHib" approved by api_key:\S+; no longer held out of gateways$/);
     await g.dataPlaneSnapshot((s) => featureOf(s, 'echoes', 'tools', 'e__echo')?.withheld === undefined);
     expect(await client.callTool({ name: 'e__echo', arguments: { text: 'after' } })).toMatchObject({ content: [{ text: 'after' }] });
   }, 60_000);

@@ -37,10 +37,10 @@ const request = {
 const result = { completion: { values: ['a', 'b for bob@example.com'], total: 2, hasMore: false }, _meta: { k: 1 } };
 
 describe('the parts a completion is scanned as', () => {
-  it('prompt argument: promptArguments on the request, promptMessages on the response; resource: resourceContents on the response only', () => {
+  it('prompt argument: promptArguments on the request, promptMessages on the response; resource: resourceUris on the request, resourceContents on the response', () => {
     expect(partOf('completion/complete', 'request', 'prompts')?.part).toBe('promptArguments');
     expect(partOf('completion/complete', 'response', 'prompts')?.part).toBe('promptMessages');
-    expect(partOf('completion/complete', 'request', 'resourceTemplates')).toBeUndefined();
+    expect(partOf('completion/complete', 'request', 'resourceTemplates')?.part).toBe('resourceUris');
     expect(partOf('completion/complete', 'response', 'resourceTemplates')?.part).toBe('resourceContents');
     expect(partOf('completion/complete', 'response', 'resources')?.part).toBe('resourceContents');
   });

@@ -12,6 +12,7 @@ import {
   type LegCall,
   type RuleEngineCaller,
 } from '../../../schema/rules/engine/index.js';
+import { anchorsAtLineStart } from '../../../schema/rules/engine/rule-set.js';
 import { ALERT, BLOCK, HASH, REDACT, engine, injection, maskKeeping, pii, regex, replaceWith, rule } from './rule-fixtures.js';
 
 const SALT = 'workspace-salt';
@@ -161,8 +162,8 @@ describe('parts and legs', () => {
     expect((await evaluateLeg(set([resourcesOnly]), call('response'), toolResult('x'))).blocked).toBe(false);
     expect((await evaluateLeg(set([resourcesOnly]), call('response', 'resources/read'), { contents: [{ uri: 'u', text: 'x' }] })).blocked).toBe(true);
     // Methods with no scanned part pass through.
-    expect(partOf('resources/subscribe', 'request')).toBeUndefined();
-    expect(partOf('resources/read', 'request')).toBeUndefined();
+    expect(partOf('resources/subscribe', 'response')).toBeUndefined();
+    expect(partOf('resources/list', 'request')).toBeUndefined();
   });
 
   it('scopes by assignment and by exposed feature name', async () => {
@@ -200,6 +201,44 @@ describe('regex semantics over many values', () => {
   it('ignores empty matches', async () => {
     const out = await evaluateLeg(set([rule(regex(['x*']), REDACT)]), call('request'), toolCall({ a: 'axxb' }));
     expect(out.blocked === false && out.message.arguments).toEqual({ a: 'a[REDACTED:REGEX]b' });
+  });
+});
+
+describe('one joined text per evaluation (the regex set reads the PII finder\'s `key: value` text)', () => {
+  // The PII rule joins values with their keys; the regex set reuses that text when no
+  // pattern anchors at a line start, and each regex rule still matches values on their own.
+  const watch = rule(pii(['EMAIL_ADDRESS']), ALERT);
+
+  it('still anchors `^` at the start of each value when values have keys', async () => {
+    const rules = set([watch, rule(regex(['^drop\\s+table']), BLOCK), rule(regex(['zzz']), BLOCK)]);
+    const out = await evaluateLeg(rules, call('request'), toolCall({ sql: 'DROP TABLE users', other: 'fine' }));
+    expect(out).toMatchObject({ blocked: true, message: expect.stringContaining('blocked by rule') });
+  });
+
+  it('reads word boundaries at a value\'s edges as before, and never matches a key', async () => {
+    const rules = set([watch, rule(regex(['\\bfalcon\\b']), REDACT), rule(regex(['password\\s*[:=]\\s*\\S+']), BLOCK)]);
+    const args = { project: 'falcon', b: 'xfalcon', password: 'hunter2', list: ['falcon!'] };
+    const out = await evaluateLeg(rules, call('request'), toolCall(args));
+    expect(out.blocked === false && out.message.arguments).toEqual({ project: '[REDACTED:REGEX]', b: 'xfalcon', password: 'hunter2', list: ['[REDACTED:REGEX]!'] });
+  });
+
+  it('re-reads the values after a rewrite', async () => {
+    const rules = set([rule(pii(['EMAIL_ADDRESS']), replaceWith('falcon')), rule(regex(['\\bfalcon\\b']), BLOCK), rule(regex(['zzz']), BLOCK)]);
+    const out = await evaluateLeg(rules, call('request'), toolCall({ a: 'x', b: 'write to bob@example.com' }));
+    expect(out.blocked).toBe(true);
+  });
+
+  it('passes the message on untouched when no rule rewrote anything', async () => {
+    const message = toolCall({ note: 'mail bob@example.com', n: 1 });
+    const out = await evaluateLeg(set([watch, rule(regex(['falcon']), REDACT), rule(regex(['orion']), REDACT)]), call('request'), message);
+    expect(out.blocked === false && out.message).toBe(message);
+  });
+});
+
+describe('anchorsAtLineStart (whether a set source may hold `^`)', () => {
+  it('counts every `^` but an escaped one or a class negation', () => {
+    for (const source of ['^a', 'a|^b', '(?m)^x', '[a^]', '[^^]', '\\\\^x', '\\[^x', '[[:^alpha:]]']) expect(anchorsAtLineStart(source), source).toBe(true);
+    for (const source of ['a', '[^a]', '\\^', 'x[^\\s]+y', '[\\^]']) expect(anchorsAtLineStart(source), source).toBe(false);
   });
 });
 
@@ -263,6 +302,24 @@ describe('failure modes', () => {
     let node = out.blocked === false ? (out.message.arguments as unknown) : undefined;
     for (let i = 0; i < 119; i++) node = (node as { d: unknown }).d;
     expect(node).toEqual({ d: '[REDACTED:EMAIL_ADDRESS]' });
+  });
+
+  it('lists string values in document order with their nearest key, and reads exactly maxDepth levels and maxChars characters', () => {
+    const part = partOf('tools/call', 'request')!;
+    // arguments (depth 0) → list (1) → { b, c } (2) → c (3) → ['four'] (4)
+    const message = toolCall({ a: 'one', list: ['two', { b: 'three', c: [['four']] }, 5, null, 'six'], d: { e: 'seven' } });
+    const expected = [
+      { key: 'a', value: 'one' },
+      { key: 'list', value: 'two' },
+      { key: 'b', value: 'three' },
+      { key: 'c', value: 'four' },
+      { key: 'list', value: 'six' },
+      { key: 'e', value: 'seven' },
+    ];
+    expect(part.extract(message, { maxDepth: 5, maxChars: 23 })).toEqual(expected);
+    expect(() => part.extract(message, { maxDepth: 4, maxChars: 1e9 })).toThrow(/nested deeper than 4 levels/);
+    expect(() => part.extract(message, { maxDepth: 64, maxChars: 22 })).toThrow(/more than 22 characters/);
+    expect(() => part.extract(message, { maxDepth: 0, maxChars: 1e9 })).toThrow(PartTooComplexError);
   });
 });
 

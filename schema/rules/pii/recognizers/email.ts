@@ -1,4 +1,5 @@
 import type { FindingSink, Recognizer } from './sink.js';
+import { triggeredRecognizer } from './triggered.js';
 
 /** Image and code file extensions that follow `@` in names like `icon@2x.png`, not TLDs. */
 const FILE_EXTENSIONS = [
@@ -40,8 +41,7 @@ function isDomainCode(c: number): boolean {
 export function createEmailRecognizer(): Recognizer {
   let codes: Uint8Array = new Uint8Array(0);
   let length = 0;
-  let sink: FindingSink | undefined;
-  let wanted = false;
+  let sink: FindingSink;
   /** Where the next `@` may be: past the domain of the last address, or past the last `@`. */
   let next = 0;
   function at(at: number): void {
@@ -62,24 +62,18 @@ export function createEmailRecognizer(): Recognizer {
     }
   }
 
-  return {
+  return triggeredRecognizer({
+    types: ['EMAIL_ADDRESS'],
     trigger: (_before, c) => c === 64,
     triggerNext: () => true,
-    begin(text, scanned, findings) {
+    begin(scanned, n, findings) {
       codes = scanned;
-      length = text.length;
+      length = n;
+      sink = findings;
       next = 0;
-      // The sink (the scanner's) and what it wants never change: asked once.
-      if (findings !== sink) {
-        sink = findings;
-        wanted = sink.wants('EMAIL_ADDRESS');
-      }
-      return wanted;
     },
-    run(positions, count) {
-      for (let k = 0; k < count; k++) at(positions[k]!);
-    },
-  };
+    at,
+  });
 }
 
 function startsWithMailto(codes: Uint8Array, at: number): boolean {

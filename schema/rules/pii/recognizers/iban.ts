@@ -1,5 +1,6 @@
 import { IBAN_LENGTHS, ibanChecksumValid, isDigitCode, isWordCode } from '../validators.js';
 import type { FindingSink, Recognizer } from './sink.js';
+import { triggeredRecognizer } from './triggered.js';
 
 /** Registered length by `(letter1 - 65) * 26 + (letter2 - 65)`, 0 where there is none. */
 const LENGTH_BY_COUNTRY = new Uint8Array(26 * 26);
@@ -21,8 +22,7 @@ export function createIbanRecognizer(): Recognizer {
   const chars = new Uint8Array(34);
   let codes: Uint8Array = new Uint8Array(0);
   let length = 0;
-  let sink: FindingSink | undefined;
-  let wanted = false;
+  let sink: FindingSink;
   /** Where the next trigger may start (the former RegExp's `lastIndex`). */
   let next = 0;
   function at(third: number): void {
@@ -51,22 +51,16 @@ export function createIbanRecognizer(): Recognizer {
     if (sink!.emit('IBAN_CODE', start, i, 0.9)) next = i;
   }
 
-  return {
+  return triggeredRecognizer({
+    types: ['IBAN_CODE'],
     trigger: (before, c) => isUpper(before) && isDigitCode(c),
     triggerNext: (c, next) => isDigitCode(c) && isDigitCode(next),
-    begin(text, scanned, findings) {
+    begin(scanned, n, findings) {
       codes = scanned;
-      length = text.length;
+      length = n;
+      sink = findings;
       next = 0;
-      // The sink (the scanner's) and what it wants never change: asked once.
-      if (findings !== sink) {
-        sink = findings;
-        wanted = sink.wants('IBAN_CODE');
-      }
-      return wanted;
     },
-    run(positions, count) {
-      for (let k = 0; k < count; k++) at(positions[k]!);
-    },
-  };
+    at,
+  });
 }

@@ -1,5 +1,6 @@
 import { ipv6GroupsAt, isHexCode, isWordCode } from '../validators.js';
 import type { FindingSink, Recognizer } from './sink.js';
+import { triggeredRecognizer } from './triggered.js';
 
 const MAX_TEXT_FORM = 45;
 
@@ -15,8 +16,7 @@ function isIpv6Code(c: number): boolean {
 export function createIpv6Recognizer(): Recognizer {
   let codes: Uint8Array = new Uint8Array(0);
   let length = 0;
-  let sink: FindingSink | undefined;
-  let wanted = false;
+  let sink: FindingSink;
   /** Where the next trigger may start (the former RegExp's `lastIndex`). */
   let next = 0;
   function at(afterColon: number): void {
@@ -39,23 +39,17 @@ export function createIpv6Recognizer(): Recognizer {
     sink!.emit('IP_ADDRESS', start, end, full ? 0.7 : groups >= 3 ? 0.6 : 0.45);
   }
 
-  return {
+  return triggeredRecognizer({
+    types: ['IP_ADDRESS'],
     trigger: (before, c) => before === 58 && isIpv6Code(c),
     // Every trigger moves the resume position past its token, so none may be skipped.
     triggerNext: () => true,
-    begin(text, scanned, findings) {
+    begin(scanned, n, findings) {
       codes = scanned;
-      length = text.length;
+      length = n;
+      sink = findings;
       next = 0;
-      // The sink (the scanner's) and what it wants never change: asked once.
-      if (findings !== sink) {
-        sink = findings;
-        wanted = sink.wants('IP_ADDRESS');
-      }
-      return wanted;
     },
-    run(positions, count) {
-      for (let k = 0; k < count; k++) at(positions[k]!);
-    },
-  };
+    at,
+  });
 }

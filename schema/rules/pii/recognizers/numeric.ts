@@ -1,6 +1,7 @@
 import { compileContextWords } from '../context.js';
 import { ipv4ValidAt, isDigitCode, isWordCode, knownIin, luhnValid, ssnValid } from '../validators.js';
 import type { FindingSink, Recognizer } from './sink.js';
+import { triggeredRecognizer } from './triggered.js';
 
 /**
  * Phone numbers, US SSNs, credit cards and IPv4 addresses share one pass: every run of digit
@@ -41,7 +42,7 @@ export function createNumericRecognizer(): Recognizer {
 
   let codes: Uint8Array = new Uint8Array(0);
   let length = 0;
-  let sink: FindingSink | undefined;
+  let sink: FindingSink;
   let wantPhone = false;
   let wantSsn = false;
   let wantCard = false;
@@ -116,28 +117,20 @@ export function createNumericRecognizer(): Recognizer {
     }
   }
 
-  return {
+  return triggeredRecognizer({
+    types: ['PHONE_NUMBER', 'US_SSN', 'CREDIT_CARD', 'IP_ADDRESS'],
     trigger: (before, c) => isDigitCode(c) && !isWordCode(before),
     // The shape's first unit after the digit is a digit or a separator.
     triggerNext: (_c, next) => isDigitCode(next) || isSepCode(next),
-    begin(text, scanned, findings) {
+    begin(scanned, n, findings, wants) {
       codes = scanned;
-      length = text.length;
+      length = n;
+      sink = findings;
       next = 0;
-      // The sink (the scanner's) and what it wants never change: asked once.
-      if (findings !== sink) {
-        sink = findings;
-        wantPhone = sink.wants('PHONE_NUMBER');
-        wantSsn = sink.wants('US_SSN');
-        wantCard = sink.wants('CREDIT_CARD');
-        wantIp = sink.wants('IP_ADDRESS');
-      }
-      return wantPhone || wantSsn || wantCard || wantIp;
+      [wantPhone, wantSsn, wantCard, wantIp] = wants as [boolean, boolean, boolean, boolean];
     },
-    run(positions, count) {
-      for (let k = 0; k < count; k++) at(positions[k]!);
-    },
-  };
+    at,
+  });
 
   function nextSpaceStart(from: number, groups: number): number {
     // Spans may begin inside a run only after a plain space: "ref 12 555-123-4567".
