@@ -104,11 +104,13 @@ export class AuditShipper implements AuditSink {
   /** Built entries waiting for a batch. */
   #pending: AuditEntry[] = [];
   /**
-   * Each built entry's JSON, made when it was built (in a build slice, or on the worker):
-   * a batch's body is then their concatenation, where one `JSON.stringify` of a 1 MiB
-   * batch held the event loop for several milliseconds (the p99 of calls in flight).
+   * The JSON of each of `#pending` (same index), made when the entry was built (in a build
+   * slice, or on the worker): a batch's body is then their concatenation, where one
+   * `JSON.stringify` of a 1 MiB batch held the event loop for several milliseconds (the
+   * p99 of calls in flight). A parallel array, not a WeakMap: ephemerons cost every
+   * mark-compact.
    */
-  readonly #texts = new WeakMap<AuditEntry, string>();
+  #pendingTexts: string[] = [];
   #inFlight = 0;
   #inFlightEntries = 0;
   /** Dropped since the last batch that reported drops was accepted. */
@@ -223,6 +225,7 @@ export class AuditShipper implements AuditSink {
       this.#calls = [];
       this.#callEntries = 0;
       this.#pending = [];
+      this.#pendingTexts = [];
       this.#logger.warn({ entries: left, timeoutMs: this.#closeTimeoutMs }, 'audit entries could not be shipped before shutdown and are lost');
     }
     this.#unregister();
@@ -283,7 +286,7 @@ export class AuditShipper implements AuditSink {
       this.#callEntries -= legs;
       try {
         for (const entry of buildCallEntries(call, this.#deps)) {
-          this.#texts.set(entry, JSON.stringify(entry));
+          this.#pendingTexts.push(JSON.stringify(entry));
           this.#pending.push(entry);
         }
       } catch (error) {
@@ -338,7 +341,7 @@ export class AuditShipper implements AuditSink {
         reply.entries.forEach((built, i) => {
           const texts = reply.texts[i]!;
           built.forEach((entry, k) => {
-            this.#texts.set(entry, texts[k]!);
+            this.#pendingTexts.push(texts[k]!);
             this.#pending.push(entry);
           });
         });
@@ -361,11 +364,13 @@ export class AuditShipper implements AuditSink {
 
   #dispatch(): void {
     while (this.#inFlight < this.#concurrency && this.#pending.length > 0 && Date.now() >= this.#retryAt) {
-      void this.#send(this.#takeBatch());
+      const count = this.#batchSize();
+      void this.#send(this.#pending.splice(0, count), this.#pendingTexts.splice(0, count));
     }
   }
 
-  #takeBatch(): AuditEntry[] {
+  /** How many of the pending entries the next batch takes. */
+  #batchSize(): number {
     let count = 0;
     let bytes = 0;
     const limit = Math.min(this.#batchLimit, this.#pending.length);
@@ -375,17 +380,16 @@ export class AuditShipper implements AuditSink {
       if (count > 0 && bytes > this.#maxBatchBytes) break;
       count++;
     }
-    return this.#pending.splice(0, count);
+    return count;
   }
 
-  async #send(entries: AuditEntry[]): Promise<void> {
+  async #send(entries: AuditEntry[], texts: string[]): Promise<void> {
     this.#inFlight += 1;
     this.#inFlightEntries += entries.length;
     const reported = this.#droppedUnreported;
     const batch: AuditBatch = { formatVersion: AUDIT_FORMAT_VERSION, entries, ...(reported > 0 ? { droppedEntries: reported } : {}) };
     let requeue: AuditEntry[] = [];
-    const texts = new Array<string>(entries.length);
-    for (let i = 0; i < entries.length; i++) texts[i] = this.#texts.get(entries[i]!) ?? JSON.stringify(entries[i]);
+    let requeueTexts: string[] = [];
     // As `JSON.stringify(batch)` would write it, from the entries' own JSON.
     const body = `{"formatVersion":${JSON.stringify(batch.formatVersion)},"entries":[${texts.join(',')}]${reported > 0 ? `,"droppedEntries":${reported}` : ''}}`;
     try {
@@ -400,6 +404,7 @@ export class AuditShipper implements AuditSink {
       const { retriable, status, index, field } = error.details;
       if (retriable) {
         requeue = entries;
+        requeueTexts = texts;
         this.stats.failures += 1;
         this.#metrics.shipFailures.inc();
         const delay = Math.max(this.#nextDelay(), error.details.retryAfterMs ?? 0);
@@ -412,9 +417,11 @@ export class AuditShipper implements AuditSink {
         this.#drop(1, 'rejected');
         this.#logger.error({ field, correlationId: entries[index]!.correlationId, leg: entries[index]!.leg }, `the control plane refused an audit entry; dropped it: ${error.message}`);
         requeue = entries.filter((_, i) => i !== index);
+        requeueTexts = texts.filter((_, i) => i !== index);
       } else if (status === 413 && entries.length > 1) {
         this.#batchLimit = Math.max(1, Math.floor(entries.length / 2));
         requeue = entries;
+        requeueTexts = texts;
       } else {
         this.#drop(entries.length, 'rejected');
         this.#logger.error({ status, entries: entries.length }, `the control plane refused a batch of audit entries; dropped it: ${error.message}`);
@@ -422,7 +429,10 @@ export class AuditShipper implements AuditSink {
     } finally {
       this.#inFlight -= 1;
       this.#inFlightEntries -= entries.length;
-      if (requeue.length > 0) this.#pending.unshift(...requeue);
+      if (requeue.length > 0) {
+        this.#pending.unshift(...requeue);
+        this.#pendingTexts.unshift(...requeueTexts);
+      }
     }
     if (this.#pending.length > 0 && Date.now() >= this.#retryAt) this.#schedule();
     for (const resolve of [...this.#idle]) {
