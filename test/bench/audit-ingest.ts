@@ -25,7 +25,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import pg from 'pg';
 import { Pool } from 'undici';
 import { buildControlPlane } from '../../control-plane/app.js';
 import { loadControlPlaneConfig } from '../../control-plane/config.js';
@@ -33,6 +32,7 @@ import { openDatabase } from '../../control-plane/db/database.js';
 import { createLogger } from '../../control-plane/logger.js';
 import type { AuditBatch, AuditEntry, AuditLeg } from '../../schema/audit/types.js';
 import { freePort, gatehouseArgs, start, type Spawned } from './lib/processes.js';
+import { createScratchDatabase } from './lib/scratch-database.js';
 
 const base = process.env.DATABASE_URL;
 if (!base) {
@@ -44,13 +44,8 @@ const BATCH = Number(process.argv[3] ?? 1000);
 const CONCURRENCY = Number(process.argv[4] ?? 4);
 const KEY = `bench:${Buffer.alloc(32, 9).toString('base64')}`;
 
-const name = `gatehouse_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-const admin = new pg.Client({ connectionString: base });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const url = new URL(base);
-url.pathname = `/${name}`;
-const databaseUrl = url.toString();
+const scratch = await createScratchDatabase(base);
+const { name, admin, url: databaseUrl } = scratch;
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 const ids = (n: number) => Array.from({ length: n }, () => randomUUID());
@@ -345,6 +340,5 @@ try {
   await child?.stop();
   rmSync(dataDir, { recursive: true, force: true });
   for (const handle of databaseHandles) await handle.close().catch(() => undefined);
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-  await admin.end();
+  await scratch.drop();
 }

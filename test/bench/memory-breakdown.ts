@@ -37,7 +37,6 @@
  * scavenges and mark-compacts, and their pause time. Heap snapshots leave glibc holding
  * the memory they used: readings after the first snapshot overstate RSS (not the heap).
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -45,9 +44,8 @@ import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway, type ControlPlaneProcess } from './lib/gatehouse.js';
 import { diffSummaries, largestGroups, summarizeSnapshot, survivors, type HeapSummary } from './lib/heap-snapshot.js';
 import { InspectorSession, inspectorUrl } from './lib/inspector.js';
-import { REPO, forkWorker, start, tsxArgs, type Spawned } from './lib/processes.js';
+import { REPO, loadGenerator, start, tsxArgs, type Spawned } from './lib/processes.js';
 import { LeanMcpSession, closePools } from './load/lean-client.js';
-import type { Job, JobResult } from './load/worker.js';
 
 // ── options ──
 const argv = process.argv.slice(2);
@@ -203,36 +201,8 @@ async function read(label: string, dp: { url: string; pid: number; inspector?: I
 }
 
 // ── the load generator ──
-let worker: ChildProcess | undefined;
-function runWorker(job: Job, whileOpen?: () => Promise<void>): Promise<JobResult> {
-  if (!worker || worker.exitCode !== null) {
-    worker = forkWorker();
-    const started = worker;
-    cleanups.push(async () => {
-      if (started.exitCode === null) started.send({ exit: true });
-    });
-  }
-  const current = worker;
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`load generator exited with ${code}`));
-    const onMessage = (message: { result?: JobResult; error?: string }) => {
-      if (message.error) return finish(() => reject(new Error(message.error)));
-      if (message.result!.kind === 'opened' && whileOpen) {
-        void whileOpen().then(() => current.send({ close: true }), reject);
-        return;
-      }
-      finish(() => resolve(message.result!));
-    };
-    const finish = (settle: () => void) => {
-      current.off('message', onMessage);
-      current.off('exit', onExit);
-      settle();
-    };
-    current.on('message', onMessage);
-    current.once('exit', onExit);
-    current.send({ job });
-  });
-}
+/** Runs one job in the load generator (one long-lived process, started on first use). */
+const runWorker = loadGenerator(cleanups);
 
 /** Runs `calls` tools/call over 32 sessions and measures throughput and the data plane's CPU per call. */
 async function soak(target: { url: string; headers: Record<string, string> }, pid: number, calls: number): Promise<NonNullable<Reading['load']>> {

@@ -9,8 +9,7 @@ import path from 'node:path';
 import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway } from './lib/gatehouse.js';
 import { ECHO_STDIO } from './lib/peers.js';
-import { REPO, forkWorker, start, tsxArgs } from './lib/processes.js';
-import type { JobResult } from './load/worker.js';
+import { REPO, loadGenerator, start, tsxArgs } from './lib/processes.js';
 
 const [which = 'full', sessionsArg = '32', secondsArg = '8'] = process.argv.slice(2);
 const dir = path.join(REPO, 'test/bench/results/profiles');
@@ -42,19 +41,16 @@ function postgresPids(): number[] {
     }
   });
 }
-const worker = forkWorker();
 const watched = { 'data plane': dp.spawned.child.pid!, 'control plane': cp.spawned.child.pid!, 'echo upstream': echo.spawned.child.pid! };
+const cleanups: (() => Promise<void>)[] = [];
+const runWorker = loadGenerator(cleanups);
 const runJob = (durationMs: number) =>
-  new Promise<JobResult>((resolve) => {
-    worker.once('message', (m: { result: JobResult }) => resolve(m.result));
-    worker.send({ job: { kind: 'concurrent', url, headers: { authorization: `Bearer ${gateway.token}` }, sessions: Number(sessionsArg), durationMs, warmupMs: 500, payloadBytes: 1024 } });
-  });
-// Warm up (JIT, connection pools, the tokenizer) in a job of its own, so the CPU figures below are steady state.
+  runWorker({ kind: 'concurrent', url, headers: { authorization: `Bearer ${gateway.token}` }, sessions: Number(sessionsArg), durationMs, warmupMs: 500, payloadBytes: 1024 });
 await runJob(3_000);
 const cpuBefore = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, cpuSeconds(pid)]));
 const pgBefore = postgresPids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
 const result = await runJob(Number(secondsArg) * 1000);
-worker.send({ exit: true });
+for (const cleanup of cleanups) await cleanup();
 console.log(JSON.stringify(result));
 const calls = result.kind === 'throughput' ? result.calls : 1;
 console.log('CPU per measured call, after a separate warm-up (µs):');

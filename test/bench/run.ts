@@ -12,14 +12,13 @@
  * test/integration/bench/lean-client.test.ts). Gatehouse runs as production does: a
  * control plane process and data-plane processes fed over the push channel.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway, type ControlPlaneProcess } from './lib/gatehouse.js';
 import { ECHO_STDIO, startMcpProxy, startSupergateway, type Peer } from './lib/peers.js';
-import { REPO, forkWorker, rssMiB, start, treeRssMiB, tsxArgs, type Spawned } from './lib/processes.js';
+import { REPO, loadGenerator, rssMiB, start, treeRssMiB, tsxArgs, type Spawned } from './lib/processes.js';
 import { startRoundRobin } from './lib/round-robin.js';
 import { repeated, type Repeated } from './lib/stats.js';
 import type { Job, JobResult } from './load/worker.js';
@@ -64,39 +63,8 @@ interface Scenario {
 const scenarios: Scenario[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
-let worker: ChildProcess | undefined;
-
 /** Runs one job in the load generator (one long-lived process, started on first use). */
-function runWorker(job: Job, whileOpen?: (result: JobResult) => Promise<void>): Promise<JobResult> {
-  if (!worker || worker.exitCode !== null) {
-    worker = forkWorker();
-    const started = worker;
-    cleanups.push(async () => {
-      if (started.exitCode === null) started.send({ exit: true });
-    });
-  }
-  const current = worker;
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`load generator exited with ${code}`));
-    const onMessage = (message: { result?: JobResult; error?: string }) => {
-      if (message.error) return finish(() => reject(new Error(message.error)));
-      const result = message.result!;
-      if (result.kind === 'opened' && whileOpen) {
-        void whileOpen(result).then(() => current.send({ close: true }), reject);
-        return;
-      }
-      finish(() => resolve(result));
-    };
-    const finish = (settle: () => void) => {
-      current.off('message', onMessage);
-      current.off('exit', onExit);
-      settle();
-    };
-    current.on('message', onMessage);
-    current.once('exit', onExit);
-    current.send({ job });
-  });
-}
+const runWorker = loadGenerator(cleanups);
 
 async function measure(name: string, ratioMetric: string, higherIsBetter: boolean, paths: readonly BenchPath[], jobOf: (p: BenchPath) => Job): Promise<void> {
   if (!selected(name)) return;

@@ -5,14 +5,13 @@
  * with its own pool and LISTEN connection, and an owner API key; `close()` stops them and
  * drops the database.
  */
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { buildControlPlane, type ControlPlane } from '../../../control-plane/app.js';
 import { insertApiKey } from '../../../control-plane/api-keys/api-key.service.js';
 import { loadControlPlaneConfig } from '../../../control-plane/config.js';
 import { openDatabase, type Database } from '../../../control-plane/db/database.js';
 import { migrateToLatest } from '../../../control-plane/db/migrate.js';
 import { createLogger } from '../../../control-plane/logger.js';
+import { createScratchDatabase } from './scratch-database.js';
 
 export interface ControlPlaneCluster {
   readonly planes: readonly ControlPlane[];
@@ -39,20 +38,14 @@ export function requirePostgres(): string {
 }
 
 export async function startControlPlanes(base: string, count: number): Promise<ControlPlaneCluster> {
-  const name = `gatehouse_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
+  const scratch = await createScratchDatabase(base);
+  const databaseUrl = scratch.url;
   const databases: Database[] = [];
   const planes: ControlPlane[] = [];
   const close = async () => {
     for (const plane of planes) await plane.close().catch(() => undefined);
     for (const database of databases) await database.close().catch(() => undefined);
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-    await admin.end();
+    await scratch.drop();
   };
   try {
     const first = await openDatabase({ databaseUrl });

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { GatehouseClient } from '../../../sdk/client.js';
 import {
   AssignServerDocument,
@@ -24,6 +23,7 @@ import {
 } from '../../../sdk/generated/graphql.js';
 import { unwrap } from '../../../sdk/unwrap.js';
 import { REPO, freePort, gatehouseArgs, start, type Spawned } from './processes.js';
+import { createScratchDatabase } from './scratch-database.js';
 
 export interface ControlPlaneProcess {
   readonly url: string;
@@ -47,22 +47,7 @@ const SESSION_SECRET = randomBytes(32).toString('hex');
 async function benchDatabase(): Promise<{ url: string | undefined; drop(): Promise<void> }> {
   const base = process.env.DATABASE_URL;
   if (!base) return { url: undefined, drop: async () => undefined };
-  const name = `gatehouse_bench_${process.pid}_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: base });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
+  return createScratchDatabase(base);
 }
 
 export async function startControlPlane(): Promise<ControlPlaneProcess> {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Job, JobResult } from '../load/worker.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -160,4 +161,43 @@ export function tsxArgs(script: string, args: readonly string[] = []): string[] 
 /** Forks the load generator and runs one job in it. */
 export function forkWorker(): ChildProcess {
   return fork(path.join(REPO, 'test/bench/load/worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/**
+ * A runner of load-generator jobs: one long-lived worker process, started on first use
+ * (and again if it died), stopped by a cleanup pushed onto `cleanups`. With `whileOpen`,
+ * an `opened` result (sessions held open) calls it, then tells the worker to close them.
+ */
+export function loadGenerator(cleanups: (() => Promise<void>)[]): (job: Job, whileOpen?: (result: JobResult) => Promise<void>) => Promise<JobResult> {
+  let worker: ChildProcess | undefined;
+  return (job, whileOpen) => {
+    if (!worker || worker.exitCode !== null) {
+      worker = forkWorker();
+      const started = worker;
+      cleanups.push(async () => {
+        if (started.exitCode === null) started.send({ exit: true });
+      });
+    }
+    const current = worker;
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`load generator exited with ${code}`));
+      const onMessage = (message: { result?: JobResult; error?: string }) => {
+        if (message.error) return finish(() => reject(new Error(message.error)));
+        const result = message.result!;
+        if (result.kind === 'opened' && whileOpen) {
+          void whileOpen(result).then(() => current.send({ close: true }), reject);
+          return;
+        }
+        finish(() => resolve(result));
+      };
+      const finish = (settle: () => void) => {
+        current.off('message', onMessage);
+        current.off('exit', onExit);
+        settle();
+      };
+      current.on('message', onMessage);
+      current.once('exit', onExit);
+      current.send({ job });
+    });
+  };
 }
