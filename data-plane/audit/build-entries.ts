@@ -74,13 +74,38 @@ function sessionRefOf(sessionId: string): string {
 }
 const L = AUDIT_STRING_LIMITS;
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+/** The fields of an entry that are the same on every leg of its call. */
+type SharedFields = Pick<AuditEntry, 'correlationId' | 'workspaceId' | 'gatewayId' | 'hostId' | 'connectionId' | 'tokenId' | 'userId' | 'clientName' | 'clientVersion' | 'sessionRef' | 'method' | 'featureName' | 'jsonRpcId' | 'originIp' | 'userAgent' | 'dataPlaneId' | 'dataPlaneInstance' | 'snapshotVersion'>;
+/** The fields a leg sets itself. */
+type OwnFields = Mutable<Omit<AuditEntry, keyof SharedFields>>;
+
 /**
  * Turns a finished call into its audit entries (AUDIT.md, "Legs" and "Fields"): this is
  * where bodies are serialized, scrubbed and cut, tokens estimated and sizes measured, in
  * the shipper's flush, never on the call's path. Every string is cut to the ingest
  * validator's limits so a batch is never refused for a long header or method name.
+ *
+ * With `texts`, each entry's JSON (exactly `JSON.stringify(entry)`) is pushed onto it in
+ * the same order, with the fields the legs share serialized once per call.
  */
-export function buildEntries(call: CallFacts, deps: EntryBuilderDeps): AuditEntry[] {
+export function buildEntries(call: CallFacts, deps: EntryBuilderDeps, texts?: string[]): AuditEntry[] {
+  const entries: AuditEntry[] = [];
+  build(call, deps, entries, texts);
+  return entries;
+}
+
+/**
+ * {@link buildEntries} for the shipper: pushes only each entry's JSON onto `texts` (no
+ * entry object is kept) and returns how many entries the call has.
+ */
+export function buildEntryTexts(call: CallFacts, deps: EntryBuilderDeps, texts: string[]): number {
+  const before = texts.length;
+  build(call, deps, undefined, texts);
+  return texts.length - before;
+}
+
+function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | undefined, texts: string[] | undefined): void {
   const { scrubber, tokens } = deps;
   const grant = call.grant;
   const settings = call.auditSettings;
@@ -112,50 +137,56 @@ export function buildEntries(call: CallFacts, deps: EntryBuilderDeps): AuditEntr
   const assignmentId = single?.assignmentId ?? null;
   const { correlationId, instance, snapshotVersion } = call;
   const epochOf = (stamp: number) => call.startedEpoch + (stamp - call.startedAt);
-  // One literal with every field in one order (one hidden class), then the leg's own fields.
-  const entry = (leg: AuditLeg, at: number, status: AuditStatus, fields: Partial<AuditEntry>): AuditEntry =>
-    Object.assign(
-      {
-        id: randomUUID(),
-        correlationId,
-        leg,
-        occurredAt: new Date(epochOf(at)).toISOString(),
-        durationMs: null,
-        gatewayMs: null,
-        upstreamMs: null,
-        workspaceId,
-        gatewayId,
-        serverId,
-        assignmentId,
-        hostId,
-        connectionId,
-        tokenId,
-        userId,
-        clientName,
-        clientVersion,
-        sessionRef,
-        method,
-        featureName,
-        jsonRpcId,
-        status,
-        errorCode: null,
-        errorMessage: null,
-        policyActions: NO_ACTIONS,
-        body: null,
-        bodyTruncated: false,
-        headers: null,
-        inputTokens: null,
-        outputTokens: null,
-        bytesIn: null,
-        bytesOut: null,
-        originIp,
-        userAgent,
-        dataPlaneId: null,
-        dataPlaneInstance: instance,
-        snapshotVersion,
-      } as AuditEntry,
-      fields,
-    );
+  // What every entry of the call shares, last in each entry (one key order, one hidden
+  // class) and serialized once: an entry's JSON is its own fields' JSON, then this.
+  const shared: SharedFields = {
+    correlationId,
+    workspaceId,
+    gatewayId,
+    hostId,
+    connectionId,
+    tokenId,
+    userId,
+    clientName,
+    clientVersion,
+    sessionRef,
+    method,
+    featureName,
+    jsonRpcId,
+    originIp,
+    userAgent,
+    dataPlaneId: null,
+    dataPlaneInstance: instance,
+    snapshotVersion,
+  };
+  const sharedTail = texts ? `,${JSON.stringify(shared).slice(1)}` : '';
+  /** A leg's own fields, all of them in one order; the caller sets what its leg has, then {@link add}. */
+  const own = (leg: AuditLeg, at: number, status: AuditStatus, where: { readonly serverId: string | null; readonly assignmentId: string | null }): OwnFields => ({
+    id: randomUUID(),
+    leg,
+    occurredAt: new Date(epochOf(at)).toISOString(),
+    status,
+    durationMs: null,
+    gatewayMs: null,
+    upstreamMs: null,
+    serverId: where.serverId,
+    assignmentId: where.assignmentId,
+    errorCode: null,
+    errorMessage: null,
+    policyActions: NO_ACTIONS,
+    body: null,
+    bodyTruncated: false,
+    headers: null,
+    inputTokens: null,
+    outputTokens: null,
+    bytesIn: null,
+    bytesOut: null,
+  });
+  const add = (fields: OwnFields): void => {
+    if (texts) texts.push(JSON.stringify(fields).slice(0, -1) + sharedTail);
+    if (entries) entries.push(Object.assign(fields, shared) as AuditEntry);
+  };
+  const callWhere = { serverId, assignmentId };
 
   // ── The outcome: the answer, a stage refusal, cancellation, a tool error ──
   const answer = parseAnswer(call.responseBody);
@@ -224,94 +255,79 @@ export function buildEntries(call: CallFacts, deps: EntryBuilderDeps): AuditEntr
   const requestBody = full && call.requestText !== undefined ? scrubber.jsonText(call.requestText, maxBody) : undefined;
   const responseBody = full && answer ? scrubbedText(scrubber, answer, call.responseBody!, maxBody) : undefined;
 
-  const entries: AuditEntry[] = [];
-  entries.push(
-    entry('client_request', call.startedAt, status, {
-      headers: clientHeaders(scrubber, headers),
-      bytesIn,
-      inputTokens,
-      ...bodyFields(requestBody),
-    }),
-  );
+  const clientRequest = own('client_request', call.startedAt, status, callWhere);
+  clientRequest.headers = clientHeaders(scrubber, headers);
+  clientRequest.bytesIn = bytesIn;
+  clientRequest.inputTokens = inputTokens;
+  setBody(clientRequest, requestBody);
+  add(clientRequest);
 
   // ── Upstream legs ──
   let upstreamMs: number | null = null;
   for (const leg of upstreamLegs) {
-    const where = { serverId: leg.serverId, assignmentId: leg.assignmentId };
     const sentText = JSON.stringify(leg.params);
-    entries.push(
-      entry('upstream_request', leg.sentAt, 'ok', {
-        ...where,
-        bytesOut: Buffer.byteLength(sentText),
-        // Usually the client's params with the feature name translated: no need to tokenize twice.
-        inputTokens: paramsText !== undefined && Math.abs(sentText.length - paramsText.length) <= SAME_TEXT_SLACK ? inputTokens : tokens.estimate(sentText),
-        ...bodyFields(full ? scrubber.toJsonText({ method: leg.method, params: leg.params }, maxBody) : undefined),
-      }),
-    );
+    const sent = own('upstream_request', leg.sentAt, 'ok', leg);
+    sent.bytesOut = Buffer.byteLength(sentText);
+    // Usually the client's params with the feature name translated: no need to tokenize twice.
+    sent.inputTokens = paramsText !== undefined && Math.abs(sentText.length - paramsText.length) <= SAME_TEXT_SLACK ? inputTokens : tokens.estimate(sentText);
+    if (full) setBody(sent, scrubber.toJsonText({ method: leg.method, params: leg.params }, maxBody));
+    add(sent);
     const tookMs = leg.endedAt !== undefined && leg.startedAt !== undefined ? leg.endedAt - leg.startedAt : null;
     if (tookMs !== null) upstreamMs = (upstreamMs ?? 0) + tookMs;
     const outcome = leg.outcome;
     if (!outcome) {
-      entries.push(
-        entry('upstream_response', call.endedAt, 'error', {
-          ...where,
-          durationMs: call.endedAt - leg.sentAt,
-          upstreamMs: call.endedAt - leg.sentAt,
-          errorMessage: 'no answer from the upstream before the call ended',
-        }),
-      );
+      const missing = own('upstream_response', call.endedAt, 'error', leg);
+      missing.durationMs = missing.upstreamMs = call.endedAt - leg.sentAt;
+      missing.errorMessage = 'no answer from the upstream before the call ended';
+      add(missing);
     } else if ('result' in outcome) {
-      const text = JSON.stringify(outcome.result) ?? 'null';
+      // Relayed as is, the result's JSON is the slice of the answer already taken.
+      const text = leg.relayedAsIs && resultText !== undefined ? resultText : (JSON.stringify(outcome.result) ?? 'null');
       const failed = isErrorResult(outcome.result);
-      entries.push(
-        entry('upstream_response', leg.endedAt!, failed ? 'error' : 'ok', {
-          ...where,
-          durationMs: tookMs,
-          upstreamMs: tookMs,
-          ...(failed ? { errorMessage: clip(firstText(outcome.result), L.errorMessage) } : {}),
-          bytesIn: Buffer.byteLength(text),
-          outputTokens: text === resultText ? outputTokens : tokens.estimate(text),
-          ...bodyFields(full ? scrubber.jsonText(text, maxBody) : undefined),
-        }),
-      );
+      const received = own('upstream_response', leg.endedAt!, failed ? 'error' : 'ok', leg);
+      received.durationMs = received.upstreamMs = tookMs;
+      if (failed) received.errorMessage = clip(firstText(outcome.result), L.errorMessage);
+      received.bytesIn = Buffer.byteLength(text);
+      received.outputTokens = text === resultText ? outputTokens : tokens.estimate(text);
+      if (full) setBody(received, scrubber.jsonText(text, maxBody));
+      add(received);
     } else {
       const failure = outcome.error;
-      entries.push(
-        entry('upstream_response', leg.endedAt!, 'error', {
-          ...where,
-          durationMs: tookMs,
-          upstreamMs: tookMs,
-          errorCode: failure.code,
-          errorMessage: clip(failure.message, L.errorMessage),
-          ...bodyFields(full ? scrubber.toJsonText({ error: failure }, maxBody) : undefined),
-        }),
-      );
+      const refused = own('upstream_response', leg.endedAt!, 'error', leg);
+      refused.durationMs = refused.upstreamMs = tookMs;
+      refused.errorCode = failure.code;
+      refused.errorMessage = clip(failure.message, L.errorMessage);
+      if (full) setBody(refused, scrubber.toJsonText({ error: failure }, maxBody));
+      add(refused);
     }
   }
 
   // ── Policy actions: one entry each, and all of them on the client response ──
   for (const record of call.actions) {
     const action = sanitizeAction(record.action);
-    entries.push(entry('policy_action', record.at, action.action === 'block' ? 'blocked' : 'ok', { policyActions: [action] }));
+    const acted = own('policy_action', record.at, action.action === 'block' ? 'blocked' : 'ok', callWhere);
+    acted.policyActions = [action];
+    add(acted);
   }
-  if (stageAction) entries.push(entry('policy_action', call.endedAt, stage!.status, { policyActions: [stageAction] }));
+  if (stageAction) {
+    const refused = own('policy_action', call.endedAt, stage!.status, callWhere);
+    refused.policyActions = [stageAction];
+    add(refused);
+  }
 
   const durationMs = call.endedAt - call.startedAt;
-  entries.push(
-    entry('client_response', call.endedAt, status, {
-      durationMs,
-      upstreamMs,
-      gatewayMs: Math.max(0, durationMs - (upstreamMs ?? 0)),
-      errorCode,
-      errorMessage,
-      policyActions: stageAction ? [...actions, stageAction] : actions,
-      // The request side is on client_request: sums over both client legs count each once.
-      bytesOut,
-      outputTokens,
-      ...bodyFields(responseBody),
-    }),
-  );
-  return entries;
+  const clientResponse = own('client_response', call.endedAt, status, callWhere);
+  clientResponse.durationMs = durationMs;
+  clientResponse.upstreamMs = upstreamMs;
+  clientResponse.gatewayMs = Math.max(0, durationMs - (upstreamMs ?? 0));
+  clientResponse.errorCode = errorCode;
+  clientResponse.errorMessage = errorMessage;
+  clientResponse.policyActions = stageAction ? [...actions, stageAction] : actions;
+  // The request side is on client_request: sums over both client legs count each once.
+  clientResponse.bytesOut = bytesOut;
+  clientResponse.outputTokens = outputTokens;
+  setBody(clientResponse, responseBody);
+  add(clientResponse);
 }
 
 interface Answer {
@@ -354,8 +370,11 @@ function scrubbedText(scrubber: Scrubber, parsed: unknown, text: string, maxByte
   return scrubber.jsonText(scrubbed === parsed ? text : JSON.stringify(scrubbed), maxBytes);
 }
 
-function bodyFields(body: CappedText | undefined): { body: string | null; bodyTruncated: boolean } {
-  return body ? { body: body.text, bodyTruncated: body.truncated } : { body: null, bodyTruncated: false };
+function setBody(fields: OwnFields, body: CappedText | undefined): void {
+  if (body) {
+    fields.body = body.text;
+    fields.bodyTruncated = body.truncated;
+  }
 }
 
 function clientHeaders(scrubber: Scrubber, headers: Record<string, string | string[] | undefined>): { [name: string]: string } {

@@ -88,6 +88,7 @@ export class AuditedCall implements CallAuditHook {
   claims: SessionClaims | undefined;
   refusal: StageRefusal | Refusal | undefined;
   responseBody: string | undefined;
+  answeredResult: unknown;
   upstream: UpstreamLegRecord[] | undefined;
   actions: PolicyRecord[] | undefined;
   statusCode = 0;
@@ -149,6 +150,11 @@ export class AuditedCall implements CallAuditHook {
   /** The JSON-RPC message answered (JSON body, or the final message of an SSE stream). */
   responded(body: string): void {
     this.responseBody = body;
+  }
+
+  /** The result object the answer was serialized from (an upstream's own, when no rule rewrote it). */
+  answered(result: unknown): void {
+    this.answeredResult = result;
   }
 
   // ── CallAuditHook (the router) ──

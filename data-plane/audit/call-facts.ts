@@ -1,7 +1,7 @@
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { AuditEntry } from '../../schema/audit/types.js';
 import { toRpcError } from '../mcp/router.js';
-import { buildEntries, int32, type EntryBuilderDeps } from './build-entries.js';
+import { buildEntries, buildEntryTexts, int32, type EntryBuilderDeps } from './build-entries.js';
 import type { AuditedCall } from './call-auditor.js';
 
 /**
@@ -52,12 +52,23 @@ export interface UpstreamLegFacts {
   readonly startedAt: number | undefined;
   readonly endedAt: number | undefined;
   readonly outcome: { readonly result: unknown } | { readonly error: { readonly code: number | null; readonly message: string } } | undefined;
+  /** The client's answer was serialized from this leg's result object itself (no rule rewrote it): its text is the answer's. */
+  readonly relayedAsIs: boolean;
 }
 
-/** The audit entries of a finished call, built here (the event loop; tests): its facts, then {@link buildEntries}. */
-export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps): AuditEntry[] {
+/**
+ * The audit entries of a finished call, built here (the event loop; tests): its facts,
+ * then {@link buildEntries} (which pushes each entry's JSON onto `texts` when given).
+ */
+export function buildCallEntries(call: AuditedCall, deps: EntryBuilderDeps, texts?: string[]): AuditEntry[] {
   const facts = callFacts(call);
-  return facts ? buildEntries(facts, deps) : [];
+  return facts ? buildEntries(facts, deps, texts) : [];
+}
+
+/** The JSON of each audit entry of a finished call, pushed onto `texts` ({@link buildEntryTexts}); returns how many. */
+export function buildCallEntryTexts(call: AuditedCall, deps: EntryBuilderDeps, texts: string[]): number {
+  const facts = callFacts(call);
+  return facts ? buildEntryTexts(facts, deps, texts) : 0;
 }
 
 /** The facts of a finished call; undefined when it belongs to no workspace (nothing to record). */
@@ -108,6 +119,7 @@ export function callFacts(call: AuditedCall): CallFacts | undefined {
         startedAt: leg.startedAt,
         endedAt: leg.endedAt,
         outcome: outcome === undefined ? undefined : 'result' in outcome ? { result: outcome.result } : { error: describeUpstreamError(outcome.error) },
+        relayedAsIs: outcome !== undefined && 'result' in outcome && outcome.result === call.answeredResult,
       };
     }),
     actions: call.actions ?? [],

@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { AuditEntry } from '../../schema/audit/types.js';
 import type { DataPlaneLogger } from '../logger.js';
 import type { CallFacts } from './call-facts.js';
 
@@ -17,11 +16,10 @@ export interface BuildRequest {
   readonly facts: readonly CallFacts[];
 }
 
-/** Worker → main thread: the entries of each call of the request, in order. */
+/** Worker → main thread: the entries of each call of the request, in order, as JSON. */
 export interface BuildReply {
   readonly id: number;
-  readonly entries: AuditEntry[][];
-  /** Each entry's JSON (`texts[i][k]` is `entries[i][k]`'s), so the batch body is their concatenation. */
+  /** The JSON of each entry of each call (a batch body is their concatenation). */
   readonly texts: string[][];
   /** Calls whose build threw (their entries are empty). */
   readonly failed: readonly { readonly index: number; readonly message: string }[];
@@ -44,8 +42,8 @@ const CRASH_WINDOW_MS = 60_000;
  * event loop, even in 2 ms slices, delayed calls that arrived during a slice by up to a
  * slice per await of their own path (the p95/p99 of sequential calls; data-plane/README.md).
  *
- * Facts go over by structured clone (strings are copied, not parsed), entries come back
- * the same way. A worker that dies fails its requests with {@link EntryWorkerUnavailable}
+ * Facts go over by structured clone (strings are copied, not parsed); the entries come
+ * back as their JSON texts. A worker that dies fails its requests with {@link EntryWorkerUnavailable}
  * (the shipper then builds those calls on the event loop: nothing is lost) and is started
  * again on the next request, unless it died {@link MAX_CRASHES} times within a minute.
  */

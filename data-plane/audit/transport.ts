@@ -4,14 +4,21 @@ import type { AuditBatch, AuditBatchReceipt, AuditEntry } from '../../schema/aud
 /** Path of the control plane's ingest endpoint. */
 export const AUDIT_INGEST_PATH = '/ingest/audit';
 
+/**
+ * A batch as it is posted: the JSON of an {@link AuditBatch}, put together from its
+ * entries' JSON (the shipper serializes each entry as it builds it and keeps only that
+ * text, so no batch is serialized in one go on the event loop).
+ */
+export interface SerializedAuditBatch {
+  readonly body: string;
+  /** Entries in the batch. */
+  readonly entries: number;
+}
+
 /** How a batch reaches the control plane. */
 export interface AuditTransport {
-  /**
-   * Resolves with the receipt, or throws {@link AuditShipError}. `body`, when given, is
-   * the batch as JSON already (the shipper serializes each entry as it builds it, so no
-   * batch is serialized in one go on the event loop).
-   */
-  send(batch: AuditBatch, body?: string): Promise<AuditBatchReceipt>;
+  /** Resolves with the receipt, or throws {@link AuditShipError}. */
+  send(batch: SerializedAuditBatch): Promise<AuditBatchReceipt>;
   /** Releases connections; `force` aborts requests still in flight. */
   close?(force: boolean): Promise<void>;
 }
@@ -67,8 +74,7 @@ export function httpAuditTransport(options: HttpAuditTransportOptions): AuditTra
   const url = options.url;
   const authorization = `Bearer ${options.token}`;
   return {
-    async send(batch, serialized) {
-      const body = serialized ?? JSON.stringify(batch);
+    async send({ body }) {
       let statusCode: number;
       let text: string;
       let retryAfter: string | string[] | undefined;
@@ -124,12 +130,15 @@ export function ingestUrl(base: string): string {
  * plane. `fail` may throw to simulate the control plane refusing or being down.
  */
 export class MemoryAuditTransport implements AuditTransport {
+  /** Each batch received, parsed from its body. */
   readonly batches: AuditBatch[] = [];
-  /** The JSON body each batch would have been POSTed as (`undefined`: serialized by the transport). */
-  readonly bodies: (string | undefined)[] = [];
+  /** The JSON body each batch would have been POSTed as. */
+  readonly bodies: string[] = [];
   fail: ((batch: AuditBatch) => void) | undefined;
 
-  async send(batch: AuditBatch, body?: string): Promise<AuditBatchReceipt> {
+  async send({ body, entries }: SerializedAuditBatch): Promise<AuditBatchReceipt> {
+    const batch = JSON.parse(body) as AuditBatch;
+    if (batch.entries.length !== entries) throw new AuditShipError('INTERNAL', `the batch body holds ${batch.entries.length} entries, not ${entries}`, { retriable: false });
     this.fail?.(batch);
     this.batches.push(batch);
     this.bodies.push(body);

@@ -202,6 +202,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
           : {}),
         ...(message.method.startsWith('resources/') ? { subscriptions: streams.subscriptions(session.id, session.claims, config.sessionMaxAgeMs, now) } : {}),
       });
+      callAudit(res)?.answered(result); // [audit]
       reply(resultMessage(message.id, result));
     } catch (error) {
       if (call.signal.aborted) {

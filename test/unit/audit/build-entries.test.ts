@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildCallEntries } from '../../../data-plane/audit/call-facts.js';
+import type { AuditedCall } from '../../../data-plane/audit/call-auditor.js';
 import { TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
 import { createScrubber } from '../../../schema/audit/scrub.js';
 import type { AuditEntry } from '../../../schema/audit/types.js';
@@ -50,6 +51,44 @@ describe('building audit entries from a recorded call', () => {
     const entries = buildCallEntries(call, deps);
     expect(leg(entries, 'client_response')).toMatchObject({ status: 'error', errorCode: -32800 });
     expect(leg(entries, 'upstream_response')).toMatchObject({ status: 'error', errorMessage: 'no answer from the upstream before the call ended' });
+  });
+
+  it('writes each entry as exactly its JSON, with the fields its legs share written once', async () => {
+    await tokens.ready();
+    const blocked = fakeCall({ upstream: { result: { content: [] } } });
+    blocked.policy({ ruleId: 'rule-secrets', ruleName: 'Block "keys"', action: 'block', findings: ['AWS_KEY'], detail: 'line\nbreak \u2028', alert: true });
+    const cancelled = fakeCall({ answer: null });
+    cancelled.upstreamRequest(echoTarget(), { name: 'echo' });
+    cancelled.aborted = true;
+    const calls: AuditedCall[] = [
+      fakeCall({ upstream: { result: { content: [{ type: 'text', text: 'Echo: "quoted" \\ \u0000 é 😀' }] } } }),
+      fakeCall({ upstream: { result: { isError: true, content: [{ type: 'text', text: 'disk full' }] } } }),
+      fakeCall({ upstream: { error: new Error('connect ECONNREFUSED') } }),
+      fakeCall({ method: 'initialize', headers: { 'user-agent': 'agent "x"\t' } }),
+      blocked,
+      cancelled,
+    ];
+    for (const call of calls) {
+      const texts: string[] = [];
+      const entries = buildCallEntries(call, deps, texts);
+      expect(texts).toHaveLength(entries.length);
+      entries.forEach((entry, i) => expect(texts[i]).toBe(JSON.stringify(entry)));
+      expect(new Set(entries.map((entry) => entry.correlationId)).size).toBe(1);
+    }
+  });
+
+  it('measures a result relayed as is from the answer, and one a rule rewrote from its own JSON', async () => {
+    await tokens.ready();
+    const result = { content: [{ type: 'text' as const, text: 'Echo: é "quoted" ' + 'word '.repeat(50) }] };
+    const relayed = buildCallEntries(fakeCall({ upstream: { result } }), deps);
+    const rewritten = buildCallEntries(fakeCall({ upstream: { result }, answer: JSON.stringify({ jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: '[REDACTED]' }] } }) }), deps);
+    const upstreamBytes = Buffer.byteLength(JSON.stringify(result));
+    for (const entries of [relayed, rewritten]) {
+      expect(leg(entries, 'upstream_response').bytesIn).toBe(upstreamBytes);
+      expect(leg(entries, 'upstream_response').outputTokens).toBe(tokens.estimate(JSON.stringify(result)));
+    }
+    expect(leg(relayed, 'client_response').outputTokens).toBe(leg(relayed, 'upstream_response').outputTokens);
+    expect(leg(rewritten, 'client_response').outputTokens).toBeLessThan(leg(rewritten, 'upstream_response').outputTokens!);
   });
 
   it('cuts strings to the ingest limits and reads the client address through trusted proxies', () => {

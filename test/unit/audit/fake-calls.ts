@@ -51,6 +51,8 @@ export function fakeCall(options: FakeCallOptions = {}): AuditedCall {
         ? JSON.stringify({ jsonrpc: '2.0', id: 7, result: options.upstream.result })
         : JSON.stringify({ jsonrpc: '2.0', id: 7, error: { code: -32060, message: 'upstream failed', data: { code: 'UPSTREAM_UNREACHABLE' } } })
       : options.answer;
+  // As the endpoint does when it answers with the upstream's result object itself.
+  if (options.answer === undefined && options.upstream && 'result' in options.upstream) call.answered(options.upstream.result);
   if (answer !== null) call.responded(answer);
   call.endedAt = performance.now();
   call.statusCode = 200;

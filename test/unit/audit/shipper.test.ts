@@ -49,6 +49,29 @@ describe('audit shipper', () => {
     expect(transport.bodies[0]).toBe(JSON.stringify(batch));
   });
 
+  it('ships every call once and in order while entries are built between requests and in flushes', async () => {
+    const transport = new MemoryAuditTransport();
+    const audit = shipper(transport, { flushIntervalMs: 5, batchEntries: 64 });
+    const order: string[] = [];
+    for (let burst = 0; burst < 60; burst++) {
+      // Bursts of 1 to 13 calls, a turn of the event loop between them (the eager builds run
+      // there), a flush now and then.
+      for (let i = 0; i < 1 + ((burst * 7) % 13); i++) {
+        const call = fakeCall(result);
+        order.push(call.correlationId);
+        audit.accept(call);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      if (burst % 9 === 0) await audit.flush();
+    }
+    await audit.flush();
+    const entries = transport.entries();
+    expect(entries).toHaveLength(order.length * 4);
+    expect(new Set(entries.map((entry) => entry.id)).size).toBe(entries.length);
+    expect([...new Set(entries.map((entry) => entry.correlationId))]).toEqual(order);
+    transport.batches.forEach((batch, i) => expect(transport.bodies[i]).toBe(JSON.stringify(batch)));
+  });
+
   it('retries a failed batch with the same entry ids until it ships', async () => {
     const transport = new MemoryAuditTransport();
     const attempts: string[][] = [];
