@@ -7,6 +7,11 @@
  *   npm run bench              # full run (several minutes)
  *   npm run bench -- --quick   # smoke run (< 1 min; CI runs it; asserts no timing)
  *
+ * Beside the direct path, a floor: a bare HTTP forwarder (test/bench/upstreams/forwarder.ts,
+ * no MCP, no policy) in front of the same upstream, in its own process. What one more
+ * process hop costs on this machine (two more socket writes and wake-ups per call) is
+ * what no proxy can go below; `vs floor` is each path against it.
+ *
  * Topology: every path runs in its own process, and so does the load generator
  * (test/bench/load/worker.ts, a lean MCP client checked against the SDK's Client in
  * test/integration/bench/lean-client.test.ts). Gatehouse runs as production does: a
@@ -114,17 +119,19 @@ function printTables(): string {
   for (const scenario of scenarios) {
     const metrics = [...new Set(scenario.rows.flatMap((row) => Object.keys(row.metrics)))];
     const direct = scenario.rows[0]?.metrics[scenario.ratioMetric]?.median;
-    const header = ['path', ...metrics.map((m) => `${m} (min–max)`), `vs direct (${scenario.ratioMetric})`, 'errors'];
+    const floor = scenario.rows.find((row) => row.path === FLOOR_NAME)?.metrics[scenario.ratioMetric]?.median;
+    const ratioTo = (base: number | undefined, mine: number | undefined) => (base && mine ? `${(mine / base).toFixed(2)}×` : '—');
+    const header = ['path', ...metrics.map((m) => `${m} (min–max)`), `vs direct (${scenario.ratioMetric})`, ...(floor ? [`vs floor`] : []), 'errors'];
     const lines = scenario.rows.map((row) => {
       const mine = row.metrics[scenario.ratioMetric]?.median;
-      const ratio = direct && mine ? `${(mine / direct).toFixed(2)}×` : '—';
       return [
         row.path,
         ...metrics.map((m) => {
           const r = row.metrics[m];
           return r ? (PROFILE.reps > 1 ? `${format(r.median)} (${format(r.min)}–${format(r.max)})` : format(r.median)) : '—';
         }),
-        ratio,
+        ratioTo(direct, mine),
+        ...(floor ? [ratioTo(floor, mine)] : []),
         row.note ? `${row.errors} ${row.note.slice(0, 60)}` : String(row.errors),
       ];
     });
@@ -133,6 +140,19 @@ function printTables(): string {
     out.push(`### ${scenario.name}`, '', fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt), '');
   }
   return out.join('\n');
+}
+
+/**
+ * The floor: a bare HTTP forwarder in its own process in front of the same echo
+ * (test/bench/upstreams/forwarder.ts). What one more process hop costs on this machine,
+ * which no gateway can go below; the `vs floor` column compares each path with it.
+ */
+const FLOOR_NAME = 'floor: bare HTTP forwarder (no MCP, no policy)';
+
+async function spawnForwarder(target: string): Promise<{ url: string; spawned: Spawned }> {
+  const { spawned, match } = await start('forwarder', process.execPath, tsxArgs('test/bench/upstreams/forwarder.ts', ['--target', target]), { ready: /LISTENING (\S+)/ });
+  cleanups.push(() => spawned.stop());
+  return { url: match[1]!, spawned };
 }
 
 async function spawnEcho(args: string[] = []): Promise<{ url: string; spawned: Spawned }> {
@@ -149,6 +169,7 @@ async function main(): Promise<void> {
   // Upstreams: the echo server over HTTP, and ten with ten tools each for the fan-out.
   const echo = await spawnEcho();
   const listUpstreams = await Promise.all(Array.from({ length: 10 }, () => spawnEcho(['--tools', '9'])));
+  const forwarder = await spawnForwarder(echo.url);
 
   // Gatehouse: control plane + one data plane, provisioned through the SDK.
   const cp: ControlPlaneProcess = await startControlPlane();
@@ -183,11 +204,12 @@ async function main(): Promise<void> {
 
   const dpPid = dp.spawned.child.pid!;
   const direct: BenchPath = { name: 'direct (echo over HTTP)', url: echo.url, headers: {}, pid: echo.spawned.child.pid! };
+  const floor: BenchPath = { name: FLOOR_NAME, url: forwarder.url, headers: {}, pid: forwarder.spawned.child.pid! };
   const gatehouseAudit: BenchPath = { name: 'gatehouse: auth + audit', ...gw(auditOnly), pid: dpPid };
   const gatehouseFull: BenchPath = { name: `gatehouse: full policy${policy.applied ? '' : ' (rules unavailable)'}`, ...gw(full), pid: dpPid };
   const gatehouseFullStdio: BenchPath = { name: 'gatehouse: full policy, stdio upstream', ...gw(fullStdio), pid: dpPid };
   const peerPaths: BenchPath[] = peers.map((peer) => ({ name: `${peer.name} (stdio upstream, no policy)`, url: peer.url, headers: {}, pid: peer.spawned.child.pid!, peer: true }));
-  const all = [direct, gatehouseAudit, gatehouseFull, gatehouseFullStdio, ...peerPaths];
+  const all = [direct, floor, gatehouseAudit, gatehouseFull, gatehouseFullStdio, ...peerPaths];
 
   const seq = (payloadBytes: number, calls: number, warmup: number) => (p: BenchPath): Job => ({ kind: 'sequential', url: p.url, headers: p.headers, calls, warmup, payloadBytes });
   await measure('Sequential tools/call (latency)', 'p50 ms', false, all, seq(16, PROFILE.seqCalls, PROFILE.seqWarmup));
