@@ -321,9 +321,11 @@ export class AuditShipper implements AuditSink {
       const { call, legs } = calls[taken]!;
       taken += 1;
       this.#callEntries -= legs;
+      const before = this.#pending.length;
       try {
         buildCallEntryTexts(call, this.#deps, this.#pending);
       } catch (error) {
+        this.#pending.length = before; // none of a call's entries, rather than some
         this.#drop(legs, 'rejected');
         this.#logger.error({ err: error, correlationId: call.correlationId }, 'building the audit entries of a call failed');
       }

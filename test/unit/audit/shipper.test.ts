@@ -72,6 +72,18 @@ describe('audit shipper', () => {
     transport.batches.forEach((batch, i) => expect(transport.bodies[i]).toBe(JSON.stringify(batch)));
   });
 
+  it('ships none of the entries of a call whose build fails halfway, and counts them as dropped', async () => {
+    const transport = new MemoryAuditTransport();
+    const audit = shipper(transport, { flushIntervalMs: 60_000 });
+    // The upstream result cannot be serialized: the build fails after the request legs.
+    const broken = fakeCall({ upstream: { result: { content: [], toJSON: () => { throw new Error('unserializable'); } } as never }, answer: '{"jsonrpc":"2.0","id":7,"result":{}}' });
+    const calls = [fakeCall(result), broken, fakeCall(result)];
+    for (const call of calls) audit.accept(call);
+    await audit.flush();
+    expect(transport.entries().map((entry) => entry.correlationId)).toEqual([...Array(4).fill(calls[0]!.correlationId), ...Array(4).fill(calls[2]!.correlationId)]);
+    expect(audit.stats.dropped).toBe(broken.legCount());
+  });
+
   it('retries a failed batch with the same entry ids until it ships', async () => {
     const transport = new MemoryAuditTransport();
     const attempts: string[][] = [];
