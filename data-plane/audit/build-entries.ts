@@ -83,7 +83,7 @@ type OwnFields = Mutable<Omit<AuditEntry, keyof SharedFields>>;
 /**
  * Turns a finished call into its audit entries (AUDIT.md, "Legs" and "Fields"): this is
  * where bodies are serialized, scrubbed and cut, tokens estimated and sizes measured, in
- * the shipper's flush, never on the call's path. Every string is cut to the ingest
+ * the shipper after the call, never on its path. Every string is cut to the ingest
  * validator's limits so a batch is never refused for a long header or method name.
  *
  * With `texts`, each entry's JSON (exactly `JSON.stringify(entry)`) is pushed onto it in

@@ -78,7 +78,7 @@ const BUILD_SLICE_MS = 2;
  * Calls waiting that start an eager build (in an immediate, between requests). One call
  * at a time costs ~1.7× the CPU per call of a batch (caches are cold by then) and moved
  * the sequential p50; the whole 200 ms flush at once moved the p99. Eight was between
- * the two on both (README "Performance").
+ * the two on both (audit/README.md, "Where entries are built").
  */
 const EAGER_CALLS = 8;
 /** Longest stretch of one eager build: a client's next request waits at most this long behind it. */
