@@ -303,8 +303,8 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
   }
 
   // ── Policy actions: one entry each, and all of them on the client response ──
-  for (const record of call.actions) {
-    const action = sanitizeAction(record.action);
+  for (const [i, record] of call.actions.entries()) {
+    const action = actions[i]!;
     const acted = own('policy_action', record.at, action.action === 'block' ? 'blocked' : 'ok', callWhere);
     acted.policyActions = [action];
     add(acted);

@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway, type DataPlaneProcess } from './lib/gatehouse.js';
 import { InspectorSession, inspectorUrl } from './lib/inspector.js';
-import { start, tsxArgs } from './lib/processes.js';
+import { startBenchServer } from './lib/processes.js';
 import { LeanMcpSession, closePools } from './load/lean-client.js';
 
 const argv = process.argv.slice(2);
@@ -65,18 +65,18 @@ interface Path {
 const cleanups: (() => Promise<void>)[] = [];
 
 async function main(): Promise<void> {
-  const echo = await start('echo', process.execPath, tsxArgs('test/bench/upstreams/echo.ts', ['--http', '0']), { ready: /LISTENING (\S+)/ });
+  const echo = await startBenchServer('echo', 'test/bench/upstreams/echo.ts', ['--http', '0']);
   cleanups.push(() => echo.spawned.stop());
-  const floor = await start('forwarder', process.execPath, tsxArgs('test/bench/upstreams/forwarder.ts', ['--target', echo.match[1]!]), { ready: /LISTENING (\S+)/ });
+  const floor = await startBenchServer('forwarder', 'test/bench/upstreams/forwarder.ts', ['--target', echo.url]);
   cleanups.push(() => floor.spawned.stop());
   const cp = await startControlPlane();
   cleanups.push(() => cp.stop());
-  const gateway = await addGateway(cp, 'tail', [await addServer(cp, { name: 'echo', remoteUrl: echo.match[1]! })], { pin: true });
+  const gateway = await addGateway(cp, 'tail', [await addServer(cp, { name: 'echo', remoteUrl: echo.url })], { pin: true });
   await applyFullPolicy(cp, [gateway.gatewayId]);
 
   const paths: Path[] = [
-    { name: 'direct', url: echo.match[1]!, headers: {}, samples: [] },
-    { name: 'floor (bare forwarder)', url: floor.match[1]!, headers: {}, samples: [] },
+    { name: 'direct', url: echo.url, headers: {}, samples: [] },
+    { name: 'floor (bare forwarder)', url: floor.url, headers: {}, samples: [] },
   ];
   for (const [i, variant] of variants.entries()) {
     const env = Object.fromEntries(variant.split(',').filter(Boolean).map((pair) => pair.split('=', 2) as [string, string]));

@@ -44,7 +44,7 @@ import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway, type ControlPlaneProcess } from './lib/gatehouse.js';
 import { diffSummaries, largestGroups, summarizeSnapshot, survivors, type HeapSummary } from './lib/heap-snapshot.js';
 import { InspectorSession, inspectorUrl } from './lib/inspector.js';
-import { REPO, loadGenerator, start, tsxArgs, type Spawned } from './lib/processes.js';
+import { REPO, loadGenerator, startBenchServer, type Spawned } from './lib/processes.js';
 import { LeanMcpSession, closePools } from './load/lean-client.js';
 
 // ── options ──
@@ -298,11 +298,11 @@ function allocationReport(head: AllocationNode, calls: number): string[] {
 // ── the run ──
 async function main(): Promise<void> {
   process.stderr.write(`memory breakdown: ${ROUNDS} × ${CALLS} calls, ${SESSIONS} open sessions, policy ${POLICY}, node flags [${NODE_FLAGS.join(' ')}]${BENCH_LIKE ? ', bench-like warm-up' : ''}\n`);
-  const echo = await start('echo upstream', process.execPath, tsxArgs('test/bench/upstreams/echo.ts', ['--http', '0']), { ready: /LISTENING (\S+)/ });
+  const echo = await startBenchServer('echo upstream', 'test/bench/upstreams/echo.ts', ['--http', '0']);
   cleanups.push(() => echo.spawned.stop());
   const cp: ControlPlaneProcess = await startControlPlane();
   cleanups.push(() => cp.stop());
-  const serverId = await addServer(cp, { name: 'echo-http', remoteUrl: echo.match[1]! });
+  const serverId = await addServer(cp, { name: 'echo-http', remoteUrl: echo.url });
   const gateway = await addGateway(cp, 'memory', [serverId], { pin: POLICY !== 'audit' });
   if (POLICY === 'full') await applyFullPolicy(cp, [gateway.gatewayId]);
   const flags = [...NODE_FLAGS, ...(INSPECT ? ['--inspect=127.0.0.1:0'] : [])];

@@ -9,15 +9,15 @@ import path from 'node:path';
 import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway } from './lib/gatehouse.js';
 import { ECHO_STDIO } from './lib/peers.js';
-import { REPO, loadGenerator, start, tsxArgs } from './lib/processes.js';
+import { REPO, loadGenerator, startBenchServer } from './lib/processes.js';
 
 const [which = 'full', sessionsArg = '32', secondsArg = '8'] = process.argv.slice(2);
 const dir = path.join(REPO, 'test/bench/results/profiles');
 mkdirSync(dir, { recursive: true });
 
-const echo = await start('echo', process.execPath, tsxArgs('test/bench/upstreams/echo.ts', ['--http', '0']), { ready: /LISTENING (\S+)/ });
+const echo = await startBenchServer('echo', 'test/bench/upstreams/echo.ts', ['--http', '0']);
 const cp = await startControlPlane();
-const serverId = which === 'stdio' ? await addServer(cp, { name: 'echo', command: ECHO_STDIO[0], args: ECHO_STDIO.slice(1) }) : await addServer(cp, { name: 'echo', remoteUrl: echo.match[1]! });
+const serverId = which === 'stdio' ? await addServer(cp, { name: 'echo', command: ECHO_STDIO[0], args: ECHO_STDIO.slice(1) }) : await addServer(cp, { name: 'echo', remoteUrl: echo.url });
 const gateway = await addGateway(cp, 'profiled', [serverId], { pin: which !== 'audit' });
 if (which !== 'audit') await applyFullPolicy(cp, [gateway.gatewayId]);
 const dp = await startDataPlane(cp, await registerDataPlaneToken(cp, 'profiled'), {}, ['--cpu-prof', '--cpu-prof-dir', dir]);

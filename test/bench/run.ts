@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { applyFullPolicy } from './lib/full-policy.js';
 import { addGateway, addServer, registerDataPlaneToken, startControlPlane, startDataPlane, waitForGateway, type ControlPlaneProcess } from './lib/gatehouse.js';
 import { ECHO_STDIO, startMcpProxy, startSupergateway, type Peer } from './lib/peers.js';
-import { REPO, loadGenerator, rssMiB, start, treeRssMiB, tsxArgs, type Spawned } from './lib/processes.js';
+import { REPO, loadGenerator, rssMiB, startBenchServer, treeRssMiB, type Spawned } from './lib/processes.js';
 import { startRoundRobin } from './lib/round-robin.js';
 import { repeated, type Repeated } from './lib/stats.js';
 import type { Job, JobResult } from './load/worker.js';
@@ -149,17 +149,15 @@ function printTables(): string {
  */
 const FLOOR_NAME = 'floor: bare HTTP forwarder (no MCP, no policy)';
 
-async function spawnForwarder(target: string): Promise<{ url: string; spawned: Spawned }> {
-  const { spawned, match } = await start('forwarder', process.execPath, tsxArgs('test/bench/upstreams/forwarder.ts', ['--target', target]), { ready: /LISTENING (\S+)/ });
-  cleanups.push(() => spawned.stop());
-  return { url: match[1]!, spawned };
+/** A benchmark server (`startBenchServer`) stopped with the run. */
+async function spawnServer(name: string, script: string, args: readonly string[]): Promise<{ url: string; spawned: Spawned }> {
+  const server = await startBenchServer(name, script, args);
+  cleanups.push(() => server.spawned.stop());
+  return server;
 }
 
-async function spawnEcho(args: string[] = []): Promise<{ url: string; spawned: Spawned }> {
-  const { spawned, match } = await start('echo upstream', process.execPath, tsxArgs('test/bench/upstreams/echo.ts', ['--http', '0', ...args]), { ready: /LISTENING (\S+)/ });
-  cleanups.push(() => spawned.stop());
-  return { url: match[1]!, spawned };
-}
+const spawnEcho = (args: string[] = []) => spawnServer('echo upstream', 'test/bench/upstreams/echo.ts', ['--http', '0', ...args]);
+const spawnForwarder = (target: string) => spawnServer('forwarder', 'test/bench/upstreams/forwarder.ts', ['--target', target]);
 
 async function main(): Promise<void> {
   const startedAt = new Date();

@@ -158,6 +158,15 @@ export function tsxArgs(script: string, args: readonly string[] = []): string[] 
   return ['--import', 'tsx', path.join(REPO, script), ...args];
 }
 
+/**
+ * Starts one of the benchmark's own HTTP servers (`test/bench/upstreams/*.ts`: the echo
+ * upstream, the forwarder) in its own process and waits for the `LISTENING <url>` line.
+ */
+export async function startBenchServer(name: string, script: string, args: readonly string[]): Promise<{ url: string; spawned: Spawned }> {
+  const { spawned, match } = await start(name, process.execPath, tsxArgs(script, args), { ready: /LISTENING (\S+)/ });
+  return { url: match[1]!, spawned };
+}
+
 /** Forks the load generator and runs one job in it. */
 export function forkWorker(): ChildProcess {
   return fork(path.join(REPO, 'test/bench/load/worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
