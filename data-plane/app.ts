@@ -9,7 +9,8 @@ import { CallAuditor, callAudit, type AuditSink } from './audit/call-auditor.js'
 import { dataPlaneInstanceName } from './audit/shipper.js';
 import { processMetrics } from './ops/metrics.js';
 import { createOriginGuard, sendOriginRefusal } from './ops/origin-guard.js';
-import { MemoryBucketStore, RateLimiter, clientIp, sendRateLimited, type BucketStore } from './policy/rate-limit.js';
+import { MemoryBucketStore, RateLimiter, sendRateLimited, type BucketStore } from './policy/rate-limit.js';
+import { clientIp, type ClientAddressConfig } from './policy/client-address.js';
 import { RedisBucketStore } from './policy/rate-limit-redis.js';
 import { GATEHOUSE_VERSION } from './mcp/protocol.js';
 import type { CompiledSnapshot } from './snapshot/compiled-snapshot.js';
@@ -50,6 +51,8 @@ const MCP_PATH = /^\/mcp\/([^/]+)\/?$/;
  */
 export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlaneDeps): DataPlane {
   const config = resolveDataPlaneConfig(configInput);
+  /** How the client's address is read, for the per-IP limit and audit entries alike. */
+  const clientAddress: ClientAddressConfig = { trustedProxyHops: config.rateLimit.trustedProxyHops, forwardedHeader: config.rateLimit.forwardedHeader };
   const logger = redactingLogger(deps.logger ?? silentLogger()); // [proxy] secrets redacted in every logged object
   const clock = deps.clock ?? Date.now;
   const pool = new UpstreamPool({ clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION }, logger, circuitBreaker: config.circuitBreaker });
@@ -69,7 +72,7 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
   });
   // [audit] one record per request, handed to the sink when the response closes.
   const auditor = deps.audit
-    ? new CallAuditor(deps.audit, { snapshots: deps.snapshots, context: { instance: dataPlaneInstanceName(), trustedProxyHops: config.rateLimit.trustedProxyHops } })
+    ? new CallAuditor(deps.audit, { snapshots: deps.snapshots, context: { instance: dataPlaneInstanceName(), clientAddress } })
     : undefined;
   const endedSessions = new EndedSessions(
     config.sessionMaxAgeMs,
@@ -129,7 +132,7 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
       req.resume();
       return sendOriginRefusal(res, verdict);
     }
-    const ipRefusal = await rateLimiter.checkIp(clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.rateLimit.trustedProxyHops), clock());
+    const ipRefusal = await rateLimiter.checkIp(clientIp(req.socket.remoteAddress, req.headers, clientAddress), clock());
     if (ipRefusal) {
       call?.rateLimited(ipRefusal);
       req.resume();

@@ -1,3 +1,5 @@
+import { FORWARDED_HEADERS, type ForwardedHeader } from './policy/client-address.js';
+
 /** The data plane's settings, resolved once and frozen. */
 export interface DataPlaneConfig {
   /** Interface to listen on. Default `127.0.0.1`. */
@@ -60,10 +62,14 @@ export interface RateLimitConfig {
   /** Prefix of the Redis keys. Default `gatehouse:rl:`. */
   readonly keyPrefix: string;
   /**
-   * Reverse proxies in front of the data plane that append to `X-Forwarded-For`; the
+   * Reverse proxies in front of the data plane that append to `forwardedHeader`; the
    * client IP is the address that many hops from the right. Default 0: the socket's peer.
    */
   readonly trustedProxyHops: number;
+  /** The header those proxies append to: `x-forwarded-for` (default) or `forwarded` (RFC 7239). Only that one is read. */
+  readonly forwardedHeader: ForwardedHeader;
+  /** IPv6 clients share a bucket per network of this many leading bits. Default 64 (one subscriber's LAN); 128 keys single addresses. */
+  readonly ipv6PrefixLength: number;
 }
 
 export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit' | 'circuitBreaker'>> &
@@ -73,6 +79,8 @@ export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit' | '
       readonly perToken?: Partial<BucketConfig>;
       readonly keyPrefix?: string;
       readonly trustedProxyHops?: number;
+      readonly forwardedHeader?: ForwardedHeader;
+      readonly ipv6PrefixLength?: number;
     };
     readonly circuitBreaker?: Partial<DataPlaneConfig['circuitBreaker']>; // [proxy]
   };
@@ -100,6 +108,8 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
       perToken: { capacity: input.rateLimit?.perToken?.capacity ?? 600, refillPerSecond: input.rateLimit?.perToken?.refillPerSecond ?? 10 },
       keyPrefix: input.rateLimit?.keyPrefix ?? 'gatehouse:rl:',
       trustedProxyHops: input.rateLimit?.trustedProxyHops ?? 0,
+      forwardedHeader: input.rateLimit?.forwardedHeader ?? 'x-forwarded-for',
+      ipv6PrefixLength: input.rateLimit?.ipv6PrefixLength ?? 64,
     },
     redisUrl: input.redisUrl,
   };
@@ -156,6 +166,12 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
   if (typeof config.rateLimit.keyPrefix !== 'string') throw new TypeError('data plane option "rateLimit.keyPrefix" must be a string');
   if (!Number.isInteger(config.rateLimit.trustedProxyHops) || config.rateLimit.trustedProxyHops < 0 || config.rateLimit.trustedProxyHops > 10) {
     throw new TypeError(`data plane option "rateLimit.trustedProxyHops" must be an integer from 0 to 10, got ${config.rateLimit.trustedProxyHops}`);
+  }
+  if (!FORWARDED_HEADERS.includes(config.rateLimit.forwardedHeader)) {
+    throw new TypeError(`data plane option "rateLimit.forwardedHeader" must be one of ${FORWARDED_HEADERS.join(', ')}, got ${String(config.rateLimit.forwardedHeader)}`);
+  }
+  if (!Number.isInteger(config.rateLimit.ipv6PrefixLength) || config.rateLimit.ipv6PrefixLength < 16 || config.rateLimit.ipv6PrefixLength > 128) {
+    throw new TypeError(`data plane option "rateLimit.ipv6PrefixLength" must be an integer from 16 to 128, got ${config.rateLimit.ipv6PrefixLength}`);
   }
   if (config.redisUrl !== undefined && (typeof config.redisUrl !== 'string' || !/^rediss?:\/\//.test(config.redisUrl) || !URL.canParse(config.redisUrl))) {
     throw new TypeError('data plane option "redisUrl" must be a redis:// or rediss:// URL');
@@ -221,9 +237,15 @@ export const DATA_PLANE_VARIABLES: readonly DataPlaneVariable[] = [
   { env: 'GATEHOUSE_RATE_LIMIT_TOKEN_REFILL_PER_SECOND', description: 'requests per second refilled per access token', default: '10 (600/min)' },
   {
     env: 'GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS',
-    description: 'reverse proxies in front that append X-Forwarded-For; the per-IP limit keys on the address that many hops from the right',
+    description: 'reverse proxies in front that append to the forwarded header; the per-IP limit and audit entries take the address that many hops from the right',
     default: '0 (the connecting address)',
   },
+  {
+    env: 'GATEHOUSE_DATA_PLANE_FORWARDED_HEADER',
+    description: 'the header those proxies append to: x-forwarded-for or forwarded (RFC 7239); only that one is read',
+    default: 'x-forwarded-for',
+  },
+  { env: 'GATEHOUSE_RATE_LIMIT_IPV6_PREFIX', description: 'IPv6 clients share a per-IP bucket per network of this many bits (16-128; 128 keys single addresses)', default: '64' },
   { env: 'GATEHOUSE_LIST_PAGE_SIZE', description: 'items per page of merged tools/prompts/resources lists (more come with a cursor)', default: '100' },
   { env: 'REDIS_URL', description: 'redis://… to share rate-limit buckets and ended sessions across data-plane replicas', default: 'in memory, per process' },
   {
@@ -300,10 +322,16 @@ function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneE
   };
   const hops = number('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS');
   if (hops !== undefined) check('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS', { rateLimit: { trustedProxyHops: hops } });
+  const forwardedHeader = value('GATEHOUSE_DATA_PLANE_FORWARDED_HEADER')?.trim().toLowerCase() as ForwardedHeader | undefined;
+  if (forwardedHeader !== undefined) check('GATEHOUSE_DATA_PLANE_FORWARDED_HEADER', { rateLimit: { forwardedHeader } });
+  const ipv6PrefixLength = number('GATEHOUSE_RATE_LIMIT_IPV6_PREFIX');
+  if (ipv6PrefixLength !== undefined) check('GATEHOUSE_RATE_LIMIT_IPV6_PREFIX', { rateLimit: { ipv6PrefixLength } });
   const rateLimit = {
     perIp: bucket('perIp', 'GATEHOUSE_RATE_LIMIT_IP'),
     perToken: bucket('perToken', 'GATEHOUSE_RATE_LIMIT_TOKEN'),
     ...(hops === undefined ? {} : { trustedProxyHops: hops }),
+    ...(forwardedHeader === undefined ? {} : { forwardedHeader }),
+    ...(ipv6PrefixLength === undefined ? {} : { ipv6PrefixLength }),
   };
   const redisUrl = value('REDIS_URL');
   if (redisUrl !== undefined) check('REDIS_URL', { redisUrl });

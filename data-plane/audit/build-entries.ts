@@ -3,7 +3,7 @@ import type { CappedText, Scrubber } from '../../schema/audit/scrub.js';
 import type { AuditEntry, AuditLeg, AuditPolicyAction, AuditStatus } from '../../schema/audit/types.js';
 import { AUDIT_STRING_LIMITS, MAX_AUDIT_BODY_CHARS } from '../../schema/audit/limits.js';
 import { clientInfoOf } from '../mcp/session-id.js';
-import { clientIp } from '../policy/rate-limit.js';
+import { clientIp } from '../policy/client-address.js';
 import type { CallFacts } from './call-facts.js';
 import type { TokenEstimator } from './token-estimator.js';
 
@@ -117,7 +117,7 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
   const method = request ? clip(request.method, L.method) : null;
   const headers = call.headers;
   const clientInfo = call.clientInfo ?? (request?.method === 'initialize' ? clientInfoOf(params?.clientInfo) : undefined);
-  const ip = clientIp(call.remoteAddress, headers['x-forwarded-for'], call.trustedProxyHops);
+  const ip = clientIp(call.remoteAddress, headers, call.clientAddress);
   const upstreamLegs = call.upstream;
   const single = upstreamLegs.length === 1 ? upstreamLegs[0]! : undefined;
 

@@ -6,6 +6,7 @@ import type { IncomingMessage as RpcMessage } from '../mcp/json-rpc.js';
 import type { CallAuditHook, RoutedTarget } from '../mcp/router.js';
 import type { SessionClaims } from '../mcp/session-id.js';
 import type { Admission } from '../policy/admit.js';
+import type { ClientAddressConfig } from '../policy/client-address.js';
 import type { RateLimitRefusal } from '../policy/rate-limit.js';
 import type { Refusal } from '../policy/refusal.js';
 import type { CompiledSnapshot } from '../snapshot/compiled-snapshot.js';
@@ -54,8 +55,8 @@ export interface PolicyRecord {
 export interface AuditorContext {
   /** `dataPlaneInstance` of every entry. */
   readonly instance: string;
-  /** For the origin IP, as the rate limiter reads `X-Forwarded-For`. */
-  readonly trustedProxyHops: number;
+  /** For the origin IP, read as the rate limiter reads it. */
+  readonly clientAddress: ClientAddressConfig;
 }
 
 const calls = new WeakMap<ServerResponse, AuditedCall>();

@@ -3,6 +3,7 @@ import type { AuditEntry } from '../../schema/audit/types.js';
 import { toRpcError } from '../mcp/router.js';
 import { buildEntries, buildEntryTexts, int32, type EntryBuilderDeps } from './build-entries.js';
 import type { AuditedCall } from './call-auditor.js';
+import type { ClientAddressConfig } from '../policy/client-address.js';
 
 /**
  * What the entries of one finished call are built from (`build-entries.ts`), as plain
@@ -24,7 +25,7 @@ export interface CallFacts {
   readonly aborted: boolean;
   readonly slug: string;
   readonly instance: string;
-  readonly trustedProxyHops: number;
+  readonly clientAddress: ClientAddressConfig;
   readonly remoteAddress: string | undefined;
   readonly headers: { readonly [name: string]: string | string[] | undefined };
   readonly workspaceId: string;
@@ -88,7 +89,7 @@ export function callFacts(call: AuditedCall): CallFacts | undefined {
     aborted: call.aborted,
     slug: call.slug,
     instance: call.context.instance,
-    trustedProxyHops: call.context.trustedProxyHops,
+    clientAddress: call.context.clientAddress,
     remoteAddress: call.remoteAddress,
     headers: call.headers,
     workspaceId: compiled.workspaceId,

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { BucketConfig, RateLimitConfig } from '../config.js';
 import type { DataPlaneLogger } from '../logger.js';
 import { errorMessage } from '../mcp/json-rpc.js';
+import { rateLimitKey } from './client-address.js';
 
 /** JSON-RPC code of a rate-limit refusal, in Gatehouse's server range beside the other refusals. */
 export const RATE_LIMITED_RPC_CODE = -32055;
@@ -118,9 +119,9 @@ export interface RateLimiterOptions {
 export class RateLimiter {
   constructor(private readonly options: RateLimiterOptions) {}
 
-  /** undefined when allowed; otherwise what to answer. */
+  /** undefined when allowed; otherwise what to answer. An IPv6 client is limited by its network (`ipv6PrefixLength`). */
   async checkIp(ip: string, now: number): Promise<RateLimitRefusal | undefined> {
-    return this.check('ip', ip, now);
+    return this.check('ip', rateLimitKey(ip, this.options.config.ipv6PrefixLength), now);
   }
 
   async checkToken(tokenId: string, now: number): Promise<RateLimitRefusal | undefined> {
@@ -145,28 +146,11 @@ export class RateLimiter {
 export function sendRateLimited(res: ServerResponse, refusal: RateLimitRefusal): void {
   const seconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
   const perMinute = Math.round(refusal.limits.refillPerSecond * 60);
-  const who = refusal.scope === 'ip' ? 'this client address' : 'this access token';
+  const who = refusal.scope === 'ip' ? 'this client address (IPv6: its network)' : 'this access token';
   const body = errorMessage(null, {
     code: RATE_LIMITED_RPC_CODE,
     message: `rate limit exceeded for ${who} (${perMinute} requests per minute, bursts of ${refusal.limits.capacity}); retry after ${seconds} s`,
     data: { code: 'RATE_LIMITED', scope: refusal.scope, retryAfterSeconds: seconds },
   });
   res.writeHead(429, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': String(seconds) }).end(body);
-}
-
-/**
- * The client's address as the IP bucket keys it. With `trustedProxyHops` = N > 0, the
- * N-th address from the right of `X-Forwarded-For` (what the outermost trusted proxy
- * saw; entries further left are client-supplied and could be forged); the socket's peer
- * when the header is shorter or absent. IPv4-mapped IPv6 is shown as IPv4.
- */
-export function clientIp(remoteAddress: string | undefined, forwardedFor?: string | string[], trustedProxyHops = 0): string {
-  let address = remoteAddress;
-  if (trustedProxyHops > 0 && forwardedFor !== undefined) {
-    const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',').map((part) => part.trim()).filter((part) => part !== '');
-    const candidate = hops[hops.length - trustedProxyHops];
-    if (candidate !== undefined) address = candidate;
-  }
-  if (address === undefined) return 'unknown';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

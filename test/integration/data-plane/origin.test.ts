@@ -113,13 +113,15 @@ describe('environment', () => {
         GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND: '2.5',
         REDIS_URL: 'redis://127.0.0.1:6379',
         GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS: '1',
+        GATEHOUSE_DATA_PLANE_FORWARDED_HEADER: 'Forwarded',
+        GATEHOUSE_RATE_LIMIT_IPV6_PREFIX: '56',
       },
       { standalone: false },
     );
     expect(env.options).toEqual({
       allowedHosts: ['gw.example.com', 'localhost'],
       allowedOrigins: ['https://app.example.com', 'http://localhost:*'],
-      rateLimit: { perIp: { refillPerSecond: 2.5 }, perToken: { capacity: 100 }, trustedProxyHops: 1 },
+      rateLimit: { perIp: { refillPerSecond: 2.5 }, perToken: { capacity: 100 }, trustedProxyHops: 1, forwardedHeader: 'forwarded', ipv6PrefixLength: 56 },
       redisUrl: 'redis://127.0.0.1:6379',
     });
     const failing = (env: Record<string, string>) => {
@@ -136,5 +138,7 @@ describe('environment', () => {
     expect(failing({ GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND: '0' })).toBe('GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND');
     expect(failing({ REDIS_URL: 'localhost:6379' })).toBe('REDIS_URL');
     expect(failing({ GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS: '1.5' })).toBe('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS');
+    expect(failing({ GATEHOUSE_DATA_PLANE_FORWARDED_HEADER: 'x-real-ip' })).toBe('GATEHOUSE_DATA_PLANE_FORWARDED_HEADER');
+    expect(failing({ GATEHOUSE_RATE_LIMIT_IPV6_PREFIX: '8' })).toBe('GATEHOUSE_RATE_LIMIT_IPV6_PREFIX');
   });
 });

@@ -97,6 +97,17 @@ describe('rate limits', () => {
     expect((await from('198.51.100.2')).status).toBe(401);
   });
 
+  it('keys the IP bucket on RFC 7239 Forwarded when the proxies write it, and by /64 for IPv6 clients', async () => {
+    const url = await start({ port: 0, sessionSecret: SECRET, rateLimit: { perIp: { capacity: 1, refillPerSecond: 0.01 }, trustedProxyHops: 1, forwardedHeader: 'forwarded' } });
+    const from = (forwarded: string, xff = '198.51.100.99') =>
+      fetch(`${url}/mcp/eng`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', forwarded, 'x-forwarded-for': xff }, body: INITIALIZE });
+    expect((await from('for="[2001:db8:1:2::1]:5555";proto=https')).status).toBe(401);
+    // Another address in the same /64, and a forged X-Forwarded-For: still the same bucket.
+    expect((await from('for="[2001:db8:1:2::beef]"', '203.0.113.50')).status).toBe(429);
+    expect((await from('for="[2001:db8:1:3::1]"')).status).toBe(401);
+    expect((await from('for=198.51.100.1')).status).toBe(401);
+  });
+
   it('fails open to per-replica buckets when Redis is unreachable, and keeps limiting', async () => {
     const deadRedis = `redis://127.0.0.1:${await freePort()}`;
     const url = await start({ port: 0, sessionSecret: SECRET, redisUrl: deadRedis, rateLimit: { perToken: { capacity: 2, refillPerSecond: 0.01 } } });

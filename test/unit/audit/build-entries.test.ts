@@ -95,7 +95,7 @@ describe('building audit entries from a recorded call', () => {
     const call = fakeCall({
       method: `tools/${'m'.repeat(400)}`,
       headers: { 'user-agent': 'u'.repeat(5000), 'x-forwarded-for': '203.0.113.9, 10.0.0.2', 'x-long': 'v'.repeat(10_000) },
-      context: { instance: 'i', trustedProxyHops: 1 },
+      context: { instance: 'i', clientAddress: { trustedProxyHops: 1, forwardedHeader: 'x-forwarded-for' } },
     });
     const entries = buildCallEntries(call, deps);
     const request = leg(entries, 'client_request');
@@ -103,5 +103,11 @@ describe('building audit entries from a recorded call', () => {
     expect(request.userAgent).toHaveLength(1024);
     expect(request.headers!['x-long']).toHaveLength(8192);
     expect(request.originIp).toBe('10.0.0.2');
+    // Behind proxies that write RFC 7239 Forwarded, that header names the client (as for the rate limit).
+    const forwarded = fakeCall({
+      headers: { forwarded: 'for=203.0.113.9, for="[2001:db8::5]:443"', 'x-forwarded-for': '6.6.6.6' },
+      context: { instance: 'i', clientAddress: { trustedProxyHops: 1, forwardedHeader: 'forwarded' } },
+    });
+    expect(leg(buildCallEntries(forwarded, deps), 'client_request').originIp).toBe('2001:db8::5');
   });
 });

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Result } from '@modelcontextprotocol/sdk/types.js';
 import { AuditedCall, type AuditorContext } from '../../../data-plane/audit/call-auditor.js';
+import { DIRECT_CLIENTS } from '../../../data-plane/policy/client-address.js';
 import type { RoutedTarget } from '../../../data-plane/mcp/router.js';
 import { admitRequest } from '../../../data-plane/policy/admit.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
@@ -9,7 +10,7 @@ import { TOKENS, fixtureSnapshot } from '../data-plane/fixtures.js';
 export const snapshots = new InMemorySnapshotSource();
 snapshots.offer(fixtureSnapshot());
 
-export const CONTEXT: AuditorContext = { instance: 'unit-host/1/abcdef', trustedProxyHops: 0 };
+export const CONTEXT: AuditorContext = { instance: 'unit-host/1/abcdef', clientAddress: DIRECT_CLIENTS };
 
 export function fakeRequest(headers: Record<string, string> = {}, remoteAddress = '::ffff:10.0.0.7'): IncomingMessage {
   return { headers: { 'user-agent': 'unit/1', authorization: `Bearer ${TOKENS.eng}`, ...headers }, socket: { remoteAddress } } as unknown as IncomingMessage;

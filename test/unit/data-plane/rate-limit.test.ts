@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveDataPlaneConfig } from '../../../data-plane/config.js';
-import { MemoryBucketStore, RateLimiter, clientIp, takeFromBucket, type BucketState } from '../../../data-plane/policy/rate-limit.js';
+import { MemoryBucketStore, RateLimiter, takeFromBucket, type BucketState } from '../../../data-plane/policy/rate-limit.js';
+import { clientIp, forwardedFor, rateLimitKey, type ClientAddressConfig } from '../../../data-plane/policy/client-address.js';
 import { silentLogger } from '../../../data-plane/logger.js';
 
 const limits = { capacity: 3, refillPerSecond: 2 };
@@ -59,20 +60,65 @@ describe('RateLimiter', () => {
     expect(refused).toEqual(['ip']);
   });
 
-  it('shows IPv4-mapped addresses as IPv4', () => {
+  it('limits an IPv6 client by its /64: rotating addresses inside it gets no fresh budget', async () => {
+    const limiter = new RateLimiter({ config: config(2, 0), store: new MemoryBucketStore(), logger: silentLogger() });
+    expect(await limiter.checkIp('2001:db8:1:2::1', 0)).toBeUndefined();
+    expect(await limiter.checkIp('2001:db8:1:2:ffff:0:0:9', 0)).toBeUndefined();
+    expect(await limiter.checkIp('2001:db8:1:2::abcd', 0)).toMatchObject({ scope: 'ip' });
+    expect(await limiter.checkIp('2001:db8:1:3::1', 0)).toBeUndefined(); // the next /64 is someone else
+    const perAddress = new RateLimiter({ config: { ...config(1, 0), ipv6PrefixLength: 128 }, store: new MemoryBucketStore(), logger: silentLogger() });
+    expect(await perAddress.checkIp('2001:db8:1:2::1', 0)).toBeUndefined();
+    expect(await perAddress.checkIp('2001:db8:1:2::2', 0)).toBeUndefined();
+  });
+});
+
+describe('client address', () => {
+  const xff = (hops: number): ClientAddressConfig => ({ trustedProxyHops: hops, forwardedHeader: 'x-forwarded-for' });
+  const fwd = (hops: number): ClientAddressConfig => ({ trustedProxyHops: hops, forwardedHeader: 'forwarded' });
+
+  it('shows IPv4-mapped addresses as IPv4 and drops ports, brackets and zones', () => {
     expect(clientIp('::ffff:127.0.0.1')).toBe('127.0.0.1');
     expect(clientIp('::1')).toBe('::1');
     expect(clientIp(undefined)).toBe('unknown');
+    expect(clientIp('10.0.0.1', { 'x-forwarded-for': '203.0.113.7:51234' }, xff(1))).toBe('203.0.113.7');
+    expect(clientIp('10.0.0.1', { 'x-forwarded-for': '[2001:db8::7]:443' }, xff(1))).toBe('2001:db8::7');
+    expect(clientIp('fe80::1%eth0')).toBe('fe80::1');
   });
 
   it('takes the client IP from X-Forwarded-For only as far as trusted proxies reach', () => {
-    const forged = '6.6.6.6, 203.0.113.7, 10.0.0.2';
+    const forged = { 'x-forwarded-for': '6.6.6.6, 203.0.113.7, 10.0.0.2' };
     expect(clientIp('10.0.0.1', forged)).toBe('10.0.0.1');
-    expect(clientIp('10.0.0.1', forged, 1)).toBe('10.0.0.2');
-    expect(clientIp('10.0.0.1', forged, 2)).toBe('203.0.113.7');
-    expect(clientIp('10.0.0.1', ['203.0.113.7', '10.0.0.2'], 2)).toBe('203.0.113.7');
-    expect(clientIp('10.0.0.1', '10.0.0.2', 3)).toBe('10.0.0.1');
-    expect(clientIp('10.0.0.1', undefined, 1)).toBe('10.0.0.1');
+    expect(clientIp('10.0.0.1', forged, xff(1))).toBe('10.0.0.2');
+    expect(clientIp('10.0.0.1', forged, xff(2))).toBe('203.0.113.7');
+    expect(clientIp('10.0.0.1', { 'x-forwarded-for': ['203.0.113.7', '10.0.0.2'] }, xff(2))).toBe('203.0.113.7');
+    expect(clientIp('10.0.0.1', { 'x-forwarded-for': '10.0.0.2' }, xff(3))).toBe('10.0.0.1');
+    expect(clientIp('10.0.0.1', {}, xff(1))).toBe('10.0.0.1');
+  });
+
+  it('reads RFC 7239 Forwarded when configured, and only the header configured', () => {
+    const headers = { forwarded: 'for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https;by=10.0.0.9, For=198.51.100.4', 'x-forwarded-for': '7.7.7.7' };
+    expect(clientIp('10.0.0.1', headers, fwd(1))).toBe('198.51.100.4');
+    expect(clientIp('10.0.0.1', headers, fwd(2))).toBe('2001:db8:cafe::17');
+    // A client's own X-Forwarded-For is not read when the proxies write Forwarded, and the reverse.
+    expect(clientIp('10.0.0.1', { 'x-forwarded-for': '7.7.7.7' }, fwd(1))).toBe('10.0.0.1');
+    expect(clientIp('10.0.0.1', { forwarded: 'for=7.7.7.7' }, xff(1))).toBe('10.0.0.1');
+    // An obfuscated identifier is what the proxy knows of the client: kept as written.
+    expect(clientIp('10.0.0.1', { forwarded: 'for=_hidden7' }, fwd(1))).toBe('_hidden7');
+  });
+
+  it('parses Forwarded elements with quoted commas, escapes and elements without for', () => {
+    expect(forwardedFor('for="a,b\\"c";proto=http, proto=https, for=192.0.2.1')).toEqual(['a,b"c', '', '192.0.2.1']);
+    expect(forwardedFor('')).toEqual([]);
+  });
+
+  it('keys IPv6 buckets by network and leaves IPv4 and non-addresses alone', () => {
+    expect(rateLimitKey('2001:db8:1:2:3:4:5:6', 64)).toBe('2001:db8:1:2:0:0:0:0/64');
+    expect(rateLimitKey('2001:db8:1:2::9', 64)).toBe('2001:db8:1:2:0:0:0:0/64');
+    expect(rateLimitKey('2001:db8:1:2ff::9', 56)).toBe('2001:db8:1:200:0:0:0:0/56');
+    expect(rateLimitKey('2001:db8::1.2.3.4', 64)).toBe('2001:db8:0:0:0:0:0:0/64');
+    expect(rateLimitKey('2001:db8::1', 128)).toBe('2001:db8::1');
+    expect(rateLimitKey('203.0.113.7', 64)).toBe('203.0.113.7');
+    expect(rateLimitKey('_hidden7', 64)).toBe('_hidden7');
   });
 });
 
@@ -80,7 +126,7 @@ describe('rate-limit and origin options', () => {
   const base = { sessionSecret: 'x'.repeat(32) };
   it('defaults to 1200/min per IP, 600/min per token, loopback hosts plus the public URL host', () => {
     const config = resolveDataPlaneConfig({ ...base, publicUrl: 'https://mcp.example.com' });
-    expect(config.rateLimit).toEqual({ perIp: { capacity: 1200, refillPerSecond: 20 }, perToken: { capacity: 600, refillPerSecond: 10 }, keyPrefix: 'gatehouse:rl:', trustedProxyHops: 0 });
+    expect(config.rateLimit).toEqual({ perIp: { capacity: 1200, refillPerSecond: 20 }, perToken: { capacity: 600, refillPerSecond: 10 }, keyPrefix: 'gatehouse:rl:', trustedProxyHops: 0, forwardedHeader: 'x-forwarded-for', ipv6PrefixLength: 64 });
     expect(config.allowedHosts).toEqual(['localhost', '127.0.0.1', '::1', 'mcp.example.com']);
     expect(config.allowedOrigins).toContain('https://mcp.example.com');
     expect(config.allowedOrigins).toContain('http://localhost:*');
@@ -92,6 +138,8 @@ describe('rate-limit and origin options', () => {
     expect(() => resolveDataPlaneConfig({ ...base, allowedOrigins: ['app.example.com'] })).toThrow('"allowedOrigins"');
     expect(() => resolveDataPlaneConfig({ ...base, redisUrl: 'http://x' })).toThrow('"redisUrl"');
     expect(() => resolveDataPlaneConfig({ ...base, rateLimit: { trustedProxyHops: -1 } })).toThrow('"rateLimit.trustedProxyHops"');
+    expect(() => resolveDataPlaneConfig({ ...base, rateLimit: { forwardedHeader: 'x-real-ip' as never } })).toThrow('"rateLimit.forwardedHeader"');
+    expect(() => resolveDataPlaneConfig({ ...base, rateLimit: { ipv6PrefixLength: 129 } })).toThrow('"rateLimit.ipv6PrefixLength"');
     expect(() => resolveDataPlaneConfig({ ...base, publicUrl: 'nope' })).toThrow('"publicUrl"');
   });
 });
