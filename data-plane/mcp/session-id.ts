@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** What a session id carries, so any replica can serve any message of the session. */
 export interface SessionClaims {
@@ -49,23 +49,35 @@ export function relayedCapabilities(declared: unknown): RelayedClientCapabilitie
   return { sampling: has('sampling'), elicitation: has('elicitation'), roots: has('roots') };
 }
 
-const VERSION_TAG = 'v1';
-
-/**
- * Issues and verifies `Mcp-Session-Id`s that are self-contained and HMAC-SHA256 signed:
- * `v1.<base64url claims>.<base64url mac>`. No replica stores sessions, so any replica
- * holding the same secret validates any session. The key is derived once (HKDF) at
- * construction, never per request. The claims are ids, not secrets; they are signed,
- * not encrypted.
- */
+/** Encrypted ids (issued). */
+const VERSION_TAG = 'v2';
+/** Signed-only ids issued before encryption: still verified until they expire, so an upgrade ends no session. */
+const SIGNED_VERSION_TAG = 'v1';
+const IV_BYTES = 12;
+const GCM_TAG_BYTES = 16;
+/** Additional authenticated data of `v2` ids: the version, so an id cannot be replayed under another format. */
+const AAD = Buffer.from(VERSION_TAG);
 /** Verified session ids remembered per replica (each a few hundred bytes). */
 const VERIFIED_CACHE_SIZE = 4096;
 
+/**
+ * Issues and verifies `Mcp-Session-Id`s that are self-contained, encrypted and
+ * authenticated with AES-256-GCM: `v2.<base64url iv + ciphertext>.<base64url GCM tag>`.
+ * No replica stores sessions, so any replica holding the same secret validates any
+ * session. The claims (workspace, gateway and connection ids, the client's name) are not
+ * secrets, but a client, its logs and every proxy on the way see the id: encrypted, they
+ * learn nothing of the deployment from it. Keys are derived once (HKDF) at construction,
+ * never per request, and a replica decrypts an id once (see `verified`).
+ * `v1.<claims>.<HMAC-SHA256>` ids of earlier versions still verify until they expire.
+ */
 export class SessionIdCodec {
+  /** HMAC-SHA256 key of `v1` ids. */
   private readonly key: Buffer;
+  /** AES-256-GCM key of `v2` ids. */
+  private readonly encryptionKey: Buffer;
   /**
    * Ids this replica already verified, with their claims: a session's later messages
-   * skip the HMAC and the decoding. Bounded (oldest out first); age is still checked on
+   * skip the decryption and the decoding. Bounded (oldest out first); age is still checked on
    * every use, and ended sessions are checked by the caller.
    */
   private readonly verified = new Map<string, SessionClaims>();
@@ -75,12 +87,13 @@ export class SessionIdCodec {
     /** Sessions older than this are unknown (404), so a client re-initializes. */
     private readonly maxAgeMs: number,
   ) {
-    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'gatehouse-session-id', VERSION_TAG, 32));
+    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'gatehouse-session-id', SIGNED_VERSION_TAG, 32));
+    this.encryptionKey = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'gatehouse-session-id', VERSION_TAG, 32));
   }
 
   issue(claims: Omit<SessionClaims, 'issuedAt'>, now: number): string {
     const capabilities = claims.clientCapabilities;
-    const payload = Buffer.from(
+    const plain = Buffer.from(
       JSON.stringify({
         w: claims.workspaceId,
         g: claims.gatewayId,
@@ -91,11 +104,14 @@ export class SessionIdCodec {
           ? { k: (Object.keys(CAPABILITY_LETTERS) as (keyof RelayedClientCapabilities)[]).filter((key) => capabilities[key]).map((key) => CAPABILITY_LETTERS[key]).join('') }
           : {}),
         ...(claims.clientInfo ? { i: [claims.clientInfo.name, claims.clientInfo.version] } : {}), // [audit]
-        // Two sessions of one connection opened in the same millisecond still differ.
-        n: randomBytes(9).toString('base64url'),
       }),
-    ).toString('base64url');
-    return `${VERSION_TAG}.${payload}.${this.mac(payload)}`;
+    );
+    // A random IV per id: two sessions of one connection opened in the same millisecond still differ.
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv, { authTagLength: GCM_TAG_BYTES });
+    cipher.setAAD(AAD);
+    const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final()]);
+    return `${VERSION_TAG}.${sealed.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
   }
 
   /** The claims of a genuine, unexpired id; undefined for anything else. */
@@ -116,14 +132,12 @@ export class SessionIdCodec {
 
   private decode(sessionId: string, now: number): SessionClaims | undefined {
     const parts = sessionId.split('.');
-    if (parts.length !== 3 || parts[0] !== VERSION_TAG) return undefined;
-    const payload = parts[1]!;
-    const given = Buffer.from(parts[2]!, 'base64url');
-    const expected = Buffer.from(this.mac(payload), 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    if (parts.length !== 3) return undefined;
+    const plain = parts[0] === VERSION_TAG ? this.open(parts[1]!, parts[2]!) : parts[0] === SIGNED_VERSION_TAG ? this.checkMac(parts[1]!, parts[2]!) : undefined;
+    if (plain === undefined) return undefined;
     let raw: unknown;
     try {
-      raw = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+      raw = JSON.parse(plain.toString('utf8'));
     } catch {
       return undefined;
     }
@@ -139,10 +153,30 @@ export class SessionIdCodec {
     return { ...claims, clientCapabilities: { sampling: k.includes('s'), elicitation: k.includes('e'), roots: k.includes('r') } };
   }
 
-  private mac(payload: string): string {
-    return createHmac('sha256', this.key).update(payload).digest('base64url');
+  /** The plaintext of a `v2` id, or undefined when it was not sealed with this key (or was altered). */
+  private open(sealedText: string, tagText: string): Buffer | undefined {
+    const sealed = Buffer.from(sealedText, 'base64url');
+    const tag = Buffer.from(tagText, 'base64url');
+    if (sealed.length <= IV_BYTES || tag.length !== GCM_TAG_BYTES) return undefined;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, sealed.subarray(0, IV_BYTES), { authTagLength: GCM_TAG_BYTES });
+      decipher.setAAD(AAD);
+      decipher.setAuthTag(tag);
+      return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES)), decipher.final()]);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The claims text of a genuine `v1` id (signed, not encrypted). */
+  private checkMac(payload: string, macText: string): Buffer | undefined {
+    const given = Buffer.from(macText, 'base64url');
+    const expected = createHmac('sha256', this.key).update(payload).digest();
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    return Buffer.from(payload, 'base64url');
   }
 }
+
 
 /**
  * How ended sessions reach every replica (Redis: `ended-sessions-redis.ts`). Endings are

@@ -86,7 +86,7 @@ describe('two data-plane replicas behind a round-robin proxy', () => {
     client.onerror = (error) => errors.push(error);
     await client.connect(transport);
     const sessionId = transport.sessionId;
-    expect(sessionId).toMatch(/^v1\./);
+    expect(sessionId).toMatch(/^v2\./); // self-contained and encrypted: any replica opens it
 
     const tools = await client.listTools();
     expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['local__echo', 'web__echo']);
