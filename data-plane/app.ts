@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { resolveDataPlaneConfig, type DataPlaneConfigInput } from './config.js';
 import { redactingLogger, silentLogger, type DataPlaneLogger } from './logger.js';
 import { createMcpEndpoint } from './mcp/http-endpoint.js';
-import { RedisSessionEndings } from './mcp/ended-sessions-redis.js'; // [proxy]
+import { RedisSessionState } from './mcp/session-state-redis.js'; // [proxy]
+import { SessionLogLevels } from './mcp/session-log-levels.js'; // [proxy]
 import { EndedSessions } from './mcp/session-id.js'; // [proxy]
 import { CallAuditor, callAudit, type AuditSink } from './audit/call-auditor.js';
 import { dataPlaneInstanceName } from './audit/shipper.js';
@@ -74,11 +75,10 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
   const auditor = deps.audit
     ? new CallAuditor(deps.audit, { snapshots: deps.snapshots, context: { instance: dataPlaneInstanceName(), clientAddress } })
     : undefined;
-  const endedSessions = new EndedSessions(
-    config.sessionMaxAgeMs,
-    config.redisUrl ? new RedisSessionEndings({ url: config.redisUrl, logger }) : undefined,
-    clock,
-  ); // [proxy]
+  // [proxy] What replicas share about sessions through Redis: endings and log levels.
+  const sessionState = config.redisUrl ? new RedisSessionState({ url: config.redisUrl, logger }) : undefined;
+  const endedSessions = new EndedSessions(config.sessionMaxAgeMs, sessionState, clock); // closes sessionState
+  const sessionLogLevels = new SessionLogLevels(config.sessionMaxAgeMs, sessionState);
   const knownGateway = (slug: string) => deps.snapshots.current()?.gatewaysBySlug.has(slug) === true;
   const handleMcp = createMcpEndpoint({
     config,
@@ -87,6 +87,7 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     logger,
     clock,
     endedSessions, // [proxy] DELETE ends a session on every replica (Redis) or here
+    sessionLogLevels, // [proxy] logging/setLevel, likewise
     // [ops] stage 1b: the per-token bucket, run right after authentication.
     tokenRateLimit: async (tokenId, res) => {
       const refusal = await rateLimiter.checkToken(tokenId, clock());

@@ -3,6 +3,7 @@ import { ErrorCode, McpError, type Progress, type ProgressToken, type Result } f
 import type { CallRelay, RelayedMessage } from '../upstream/relay.js';
 import type { JsonRpcId } from './json-rpc.js';
 import type { RelayedClientCapabilities } from './session-id.js';
+import { logLevelRank } from './session-log-levels.js';
 import type { SseStream } from './sse.js';
 
 /** Which client capability a server-to-client request needs. */
@@ -27,6 +28,8 @@ export interface CallRelayOptions {
   readonly stream: SseStream | undefined;
   /** The client's `_meta.progressToken`, when it asked for progress. */
   readonly progressToken: ProgressToken | undefined;
+  /** Log messages less severe than this rank are dropped (the session's `logging/setLevel`); undefined: all relayed. */
+  readonly minimumLogRank?: number | undefined;
 }
 
 /**
@@ -82,10 +85,14 @@ export class CallRegistry {
 
   /** The relay of one client call: where the upstream's progress, logging and requests go. */
   relay(options: CallRelayOptions): CallRelay {
-    const { stream, progressToken } = options;
+    const { stream, progressToken, minimumLogRank } = options;
     const send = (message: Record<string, unknown>) => stream?.send(JSON.stringify({ jsonrpc: '2.0', ...message }));
     return {
-      notify: (notification: RelayedMessage) => send({ method: notification.method, ...(notification.params ? { params: notification.params } : {}) }),
+      notify: (notification: RelayedMessage) => {
+        // Below the session's level: dropped. A level this gateway cannot rank is relayed.
+        if (minimumLogRank !== undefined && notification.method === 'notifications/message' && (logLevelRank(notification.params?.level) ?? minimumLogRank) < minimumLogRank) return;
+        send({ method: notification.method, ...(notification.params ? { params: notification.params } : {}) });
+      },
       progress:
         progressToken === undefined || !stream
           ? undefined

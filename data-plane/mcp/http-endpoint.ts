@@ -18,6 +18,7 @@ import { SseStream } from './sse.js';
 import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, type SessionClaims } from './session-id.js';
 import { answerBatch, batchRefusal } from './batch.js'; // [proxy]
 import { ListPager } from './list-cursor.js'; // [proxy]
+import { SessionLogLevels, type LogLevel } from './session-log-levels.js'; // [proxy]
 
 export interface McpEndpointDeps {
   readonly config: DataPlaneConfig;
@@ -32,6 +33,8 @@ export interface McpEndpointDeps {
   readonly tokenRateLimit?: (tokenId: string, res: ServerResponse) => Promise<boolean>;
   /** [proxy] Ended sessions (shared across replicas through Redis when configured); default local to this endpoint. */
   readonly endedSessions?: EndedSessions;
+  /** [proxy] Levels sessions set with `logging/setLevel` (shared likewise); default local to this endpoint. */
+  readonly sessionLogLevels?: SessionLogLevels;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -51,6 +54,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const { config, snapshots, pool, logger, clock } = deps;
   const sessions = new SessionIdCodec(config.sessionSecret, config.sessionMaxAgeMs);
   const ended = deps.endedSessions ?? new EndedSessions(config.sessionMaxAgeMs);
+  const logLevels = deps.sessionLogLevels ?? new SessionLogLevels(config.sessionMaxAgeMs);
   const listPages = new ListPager(config.sessionSecret, config.listPageSize); // [proxy] cursors of merged lists
   const calls = new CallRegistry();
   const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
@@ -197,10 +201,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
                 capabilities: session.claims.clientCapabilities,
                 stream,
                 progressToken: typeof progressToken === 'string' || typeof progressToken === 'number' ? progressToken : undefined,
+                minimumLogRank: logLevels.minimumRank(session.id, now),
               }),
             }
           : {}),
         ...(message.method.startsWith('resources/') ? { subscriptions: streams.subscriptions(session.id, session.claims, config.sessionMaxAgeMs, now) } : {}),
+        ...(message.method === 'logging/setLevel' ? { setLogLevel: (level: LogLevel) => logLevels.set(session.id, session.claims.issuedAt, level) } : {}),
       });
       callAudit(res)?.answered(result); // [audit]
       reply(resultMessage(message.id, result));

@@ -12,6 +12,7 @@ import type { CallRelay } from '../upstream/relay.js';
 import { listAcrossGateway, pinKey } from './aggregate.js';
 import type { ListPager } from './list-cursor.js';
 import { JSON_RPC_ERRORS, RpcError } from './json-rpc.js';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from './session-log-levels.js';
 
 export interface RouteContext {
   readonly admission: Admission;
@@ -33,6 +34,8 @@ export interface RouteContext {
   readonly audit?: CallAuditHook;
   /** [proxy] Gateway-side pagination of merged lists (absent: one page). */
   readonly listPages?: ListPager;
+  /** [proxy] Records the session's `logging/setLevel` (present for that method). */
+  readonly setLogLevel?: (level: LogLevel) => Promise<void>;
 }
 
 /** The call a rule or audit record is about: the routed feature and its assignment entry. */
@@ -127,11 +130,14 @@ export async function routeRequest(method: string, params: Record<string, unknow
     }
     case 'completion/complete':
       return complete(params, context);
-    case 'logging/setLevel':
-      // Upstream sessions are shared, so one client's level is not forwarded to them;
-      // accepted so clients that set a level keep working (log relay is per call).
-      requireString(params, 'level');
+    case 'logging/setLevel': {
+      // Upstream sessions are shared, so one client's level is not forwarded to them: the
+      // gateway drops relayed log messages below it for this session (`session-log-levels.ts`).
+      const level = requireString(params, 'level');
+      if (!isLogLevel(level)) throw new RpcError(JSON_RPC_ERRORS.INVALID_PARAMS, `params.level must be one of ${LOG_LEVELS.join(', ')}; got "${level}"`);
+      await context.setLogLevel?.(level);
       return {};
+    }
     default:
       if (NOT_YET.has(method)) throw new RpcError(JSON_RPC_ERRORS.METHOD_NOT_FOUND, `method "${method}" is not supported by this gateway yet`);
       throw new RpcError(JSON_RPC_ERRORS.METHOD_NOT_FOUND, `method "${method}" does not exist`);

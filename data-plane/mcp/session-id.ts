@@ -179,7 +179,7 @@ export class SessionIdCodec {
 
 
 /**
- * How ended sessions reach every replica (Redis: `ended-sessions-redis.ts`). Endings are
+ * How ended sessions reach every replica (Redis: `session-state-redis.ts`). Endings are
  * named by the session id's tag (its signature segment: unique per id, useless without
  * the rest of the id) and carry when the id would expire anyway.
  */
@@ -269,7 +269,7 @@ export class EndedSessions {
 }
 
 /** A copy of `text` that does not keep a longer string alive (V8 slices reference their parent). */
-function flat(text: string): string {
+export function flat(text: string): string {
   return Buffer.from(text, 'latin1').toString('latin1');
 }
 

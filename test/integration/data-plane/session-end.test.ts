@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
-import { RedisSessionEndings } from '../../../data-plane/mcp/ended-sessions-redis.js';
+import { RedisSessionState } from '../../../data-plane/mcp/session-state-redis.js';
 import { silentLogger } from '../../../data-plane/logger.js';
+import { SessionLogLevels } from '../../../data-plane/mcp/session-log-levels.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { fixtureSnapshot } from '../../unit/data-plane/fixtures.js';
 import { TOKENS, postMcp, rawSession } from './proxy-helpers.js';
@@ -16,7 +17,7 @@ const planes: DataPlane[] = [];
 beforeAll(async () => {
   snapshots.offer(fixtureSnapshot());
   // Fail with a clear message when no Redis is reachable, rather than a timeout later.
-  const probe = new RedisSessionEndings({ url: REDIS_URL, logger: silentLogger() });
+  const probe = new RedisSessionState({ url: REDIS_URL, logger: silentLogger() });
   try {
     await probe.ready(3_000);
   } finally {
@@ -82,5 +83,32 @@ describe('ending a session across replicas', () => {
     expect((await remove(a, session)).status).toBe(200);
     expect((await ping(a, session)).status).toBe(404);
     expect((await ping(b, session)).status).toBe(200);
+  });
+});
+
+describe('session log levels across replicas (Redis)', () => {
+  it('a level set on one replica reaches the others, including one that connects later', async () => {
+    const states = [0, 1].map(() => new RedisSessionState({ url: REDIS_URL, logger: silentLogger() }));
+    const later = () => new RedisSessionState({ url: REDIS_URL, logger: silentLogger() });
+    try {
+      const [a, b] = states.map((state) => new SessionLogLevels(60_000, state));
+      await Promise.all(states.map((state) => state.ready()));
+      const session = `v2.${randomUUID()}.${randomUUID()}`; // a unique tag per run
+      const now = Date.now();
+      await a!.set(session, now, 'error');
+      expect(a!.minimumRank(session, now)).toBe(4);
+      const deadline = Date.now() + 1_000;
+      while (b!.minimumRank(session, now) === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(b!.minimumRank(session, now)).toBe(4);
+      // Started after the level was set: learns it from the keys when it connects.
+      const state = later();
+      states.push(state);
+      const c = new SessionLogLevels(60_000, state);
+      const until = Date.now() + 3_000;
+      while (c.minimumRank(session, now) === undefined && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(c.minimumRank(session, now)).toBe(4);
+    } finally {
+      for (const state of states) await state.close();
+    }
   });
 });

@@ -11,6 +11,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
+  EmptyResultSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
@@ -136,6 +137,24 @@ describe('SSE responses relay what the upstream sends during a call', () => {
     const result = await client.callTool({ name: 'conf__test_tool_with_logging', arguments: {} });
     expect(textOf(result)).toBe('Tool with logging executed successfully');
     expect(logs.map((l) => l.data)).toEqual(['Tool execution started', 'Tool processing data', 'Tool execution completed']);
+  });
+
+  it('drops relayed log messages below the level each session set, and refuses a level MCP does not define', async () => {
+    const quiet: unknown[] = [];
+    const chatty: unknown[] = [];
+    const a = await connect({}, (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void quiet.push(n.params.data)));
+    const b = await connect({}, (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void chatty.push(n.params.data)));
+    await a.setLoggingLevel('warning');
+    // The upstream session is shared by both: the level is the gateway's, per client session.
+    await a.callTool({ name: 'conf__test_tool_with_logging', arguments: {} });
+    await b.callTool({ name: 'conf__test_tool_with_logging', arguments: {} });
+    expect(quiet).toEqual([]);
+    expect(chatty).toHaveLength(3);
+    await a.setLoggingLevel('info'); // the messages are info: relayed again
+    await a.callTool({ name: 'conf__test_tool_with_logging', arguments: {} });
+    expect(quiet).toEqual(['Tool execution started', 'Tool processing data', 'Tool execution completed']);
+    const refused = a.request({ method: 'logging/setLevel', params: { level: 'loud' } }, EmptyResultSchema);
+    await expect(refused).rejects.toMatchObject({ code: -32602, message: expect.stringContaining('params.level must be one of debug, info, notice, warning') });
   });
 
   it('answers JSON when the client does not take SSE or the call sends nothing before its result, and SSE when it streams', async () => {
