@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, McpError, type Progress, type ProgressToken, type Result } from '@modelcontextprotocol/sdk/types.js';
 import type { CallRelay, RelayedMessage } from '../upstream/relay.js';
 import type { JsonRpcId } from './json-rpc.js';
-import type { RelayedClientCapabilities } from './session-id.js';
+import { sessionTag, type RelayedClientCapabilities } from './session-id.js';
 import { logLevelRank } from './session-log-levels.js';
 import type { SseStream } from './sse.js';
+
+/** Ids the gateway gives server-to-client requests it relays (the client answers under them). */
+export const RELAYED_ID_PREFIX = 'gatehouse-';
 
 /** Which client capability a server-to-client request needs. */
 const CAPABILITY_FOR: { readonly [method: string]: keyof RelayedClientCapabilities } = {
@@ -14,7 +17,8 @@ const CAPABILITY_FOR: { readonly [method: string]: keyof RelayedClientCapabiliti
 };
 
 interface PendingServerRequest {
-  readonly sessionId: string;
+  /** The session's tag (`sessionTag`): what a replica forwarding the answer knows of it. */
+  readonly sessionTag: string;
   resolve(result: Result): void;
   reject(error: Error): void;
 }
@@ -34,10 +38,11 @@ export interface CallRelayOptions {
 
 /**
  * The calls in flight on this replica and the server-to-client requests they are
- * waiting on. Both are local: a client's `notifications/cancelled` or its answer to a
- * relayed request must reach the replica serving the call (one HTTP connection carries
- * the call's SSE stream, so a sticky load balancer or a single replica is assumed for
- * these; routing them between replicas is a later step).
+ * waiting on. A client's `notifications/cancelled` or its answer to a relayed request
+ * may reach another replica than the one serving the call (one HTTP connection carries
+ * the call's SSE stream); that replica forwards it (`SessionForwards`, through Redis) and
+ * the one holding the call applies it here with {@link cancelTagged} / {@link answerTagged}.
+ * Calls are keyed by the session's tag, which is all a forwarded message carries.
  */
 export class CallRegistry {
   private readonly inFlight = new Map<string, AbortController>();
@@ -45,7 +50,7 @@ export class CallRegistry {
 
   /** Registers a client request as cancellable; `finish` must be called when it ends. */
   begin(sessionId: string, requestId: JsonRpcId): { readonly signal: AbortSignal; abort(): void; finish(): void } {
-    const key = callKey(sessionId, requestId);
+    const key = callKey(sessionTag(sessionId), requestId);
     const controller = new AbortController();
     this.inFlight.set(key, controller);
     return {
@@ -59,8 +64,13 @@ export class CallRegistry {
 
   /** Cancels an in-flight call of the session (the client sent `notifications/cancelled`). False if unknown. */
   cancel(sessionId: string, requestId: unknown, reason: unknown): boolean {
+    return this.cancelTagged(sessionTag(sessionId), requestId, reason);
+  }
+
+  /** {@link cancel} by session tag (a cancellation forwarded from another replica). */
+  cancelTagged(tag: string, requestId: unknown, reason: unknown): boolean {
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return false;
-    const controller = this.inFlight.get(callKey(sessionId, requestId));
+    const controller = this.inFlight.get(callKey(tag, requestId));
     if (!controller) return false;
     controller.abort(new McpError(ErrorCode.RequestTimeout, typeof reason === 'string' ? `cancelled by the client: ${reason}` : 'cancelled by the client'));
     return true;
@@ -68,9 +78,14 @@ export class CallRegistry {
 
   /** Routes a client's answer to the relayed request it answers. False if none is waiting. */
   answer(sessionId: string, id: JsonRpcId, result: unknown, error: unknown): boolean {
+    return this.answerTagged(sessionTag(sessionId), id, result, error);
+  }
+
+  /** {@link answer} by session tag (an answer forwarded from another replica). */
+  answerTagged(tag: string, id: unknown, result: unknown, error: unknown): boolean {
     if (typeof id !== 'string') return false;
     const waiting = this.pending.get(id);
-    if (!waiting || waiting.sessionId !== sessionId) return false;
+    if (!waiting || waiting.sessionTag !== tag) return false;
     this.pending.delete(id);
     if (error !== undefined) {
       const body = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
@@ -112,7 +127,7 @@ export class CallRegistry {
     if (capability !== undefined && !options.capabilities?.[capability]) {
       return Promise.reject(new McpError(ErrorCode.InvalidRequest, `the client did not declare the "${capability}" capability, so ${request.method} cannot be relayed to it`));
     }
-    const id = `gatehouse-${randomUUID()}`;
+    const id = `${RELAYED_ID_PREFIX}${randomUUID()}`;
     return new Promise<Result>((resolve, reject) => {
       const settle = () => {
         this.pending.delete(id);
@@ -126,7 +141,7 @@ export class CallRegistry {
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
-        sessionId: options.sessionId,
+        sessionTag: sessionTag(options.sessionId),
         resolve: (result) => {
           settle();
           resolve(result);
@@ -147,6 +162,6 @@ export class CallRegistry {
   }
 }
 
-function callKey(sessionId: string, requestId: JsonRpcId): string {
-  return `${sessionId}\u0000${typeof requestId}:${String(requestId)}`;
+function callKey(tag: string, requestId: JsonRpcId): string {
+  return `${tag}\u0000${typeof requestId}:${String(requestId)}`;
 }

@@ -12,13 +12,14 @@ import { routeRequest } from './router.js';
 import { noteMcpMethod } from '../ops/metrics.js'; // [ops]
 import { auditBatchElement, callAudit } from '../audit/call-auditor.js'; // [audit]
 import { RulesRuntime } from './rules-stage.js'; // [rules]
-import { CallRegistry } from './calls.js';
+import { CallRegistry, RELAYED_ID_PREFIX } from './calls.js';
 import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
 import { SseStream } from './sse.js';
-import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, type SessionClaims } from './session-id.js';
+import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, sessionTag, type SessionClaims } from './session-id.js';
 import { answerBatch, batchRefusal } from './batch.js'; // [proxy]
 import { ListPager } from './list-cursor.js'; // [proxy]
 import { SessionLogLevels, type LogLevel } from './session-log-levels.js'; // [proxy]
+import type { SharedSessionForwards } from './session-forwards.js'; // [proxy]
 
 export interface McpEndpointDeps {
   readonly config: DataPlaneConfig;
@@ -35,6 +36,8 @@ export interface McpEndpointDeps {
   readonly endedSessions?: EndedSessions;
   /** [proxy] Levels sessions set with `logging/setLevel` (shared likewise); default local to this endpoint. */
   readonly sessionLogLevels?: SessionLogLevels;
+  /** [proxy] Cancellations and relayed-request answers for calls held by other replicas (Redis); absent: dropped here. */
+  readonly sessionForwards?: SharedSessionForwards;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -60,6 +63,12 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
   const rules = new RulesRuntime(); // [rules] compiled once per snapshot and gateway
   pool.onNotification((upstreamKey, notification) => streams.onUpstreamNotification(upstreamKey, notification));
+  const forwards = deps.sessionForwards;
+  // [proxy] What another replica got for a call held here.
+  forwards?.subscribeForwards((forwarded) => {
+    if (forwarded.kind === 'cancel') calls.cancelTagged(forwarded.tag, forwarded.requestId, forwarded.reason);
+    else calls.answerTagged(forwarded.tag, forwarded.id, forwarded.result, forwarded.error);
+  });
 
   return async function handleMcp(req: HttpRequest, res: ServerResponse, gatewaySlug: string): Promise<void> {
     if ((req.method !== 'POST' && req.method !== 'DELETE' && req.method !== 'GET') || (req.method === 'GET' && !acceptsEventStream(req.headers.accept))) {
@@ -152,15 +161,25 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     }
 
     if (message.kind === 'response') {
-      // The client's answer to a request relayed to it during a call: back to the upstream.
+      // The client's answer to a request relayed to it during a call: back to the upstream,
+      // through the replica holding the call when it is not this one.
       if (!calls.answer(session.id, message.id, message.result, message.error)) {
-        logger.debug({ id: message.id }, 'a client answered a request that is not waiting (ended, cancelled or on another replica)');
+        if (forwards && typeof message.id === 'string' && message.id.startsWith(RELAYED_ID_PREFIX)) {
+          await forwards.publishForward({ kind: 'answer', tag: sessionTag(session.id), id: message.id, ...(message.error === undefined ? { result: message.result } : { error: message.error }) });
+        } else {
+          logger.debug({ id: message.id }, 'a client answered a request that is not waiting (ended, cancelled or on another replica)');
+        }
       }
       res.writeHead(202).end();
       return;
     }
     if (message.kind === 'notification') {
-      if (message.method === 'notifications/cancelled') calls.cancel(session.id, message.params?.requestId, message.params?.reason);
+      if (message.method === 'notifications/cancelled') {
+        const { requestId, reason } = message.params ?? {};
+        if (!calls.cancel(session.id, requestId, reason) && forwards && (typeof requestId === 'string' || typeof requestId === 'number')) {
+          await forwards.publishForward({ kind: 'cancel', tag: sessionTag(session.id), requestId, ...(typeof reason === 'string' ? { reason } : {}) });
+        }
+      }
       res.writeHead(202).end();
       return;
     }

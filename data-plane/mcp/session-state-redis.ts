@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { DataPlaneLogger } from '../logger.js';
 import type { SharedSessionEndings } from './session-id.js';
 import { isLogLevel, type LogLevel, type SharedSessionLogLevels } from './session-log-levels.js';
+import { readForwardedMessage, type ForwardedSessionMessage, type SharedSessionForwards } from './session-forwards.js';
 
 export interface RedisSessionStateOptions {
   readonly url: string;
@@ -22,7 +23,9 @@ interface Kind {
 
 /**
  * What replicas learn about sessions from each other through Redis: sessions ended with
- * DELETE, and the log level a session set with `logging/setLevel`.
+ * DELETE, the log level a session set with `logging/setLevel`, and client messages about
+ * a call another replica holds (`session-forwards.ts`: `PUBLISH <prefix>session-forward`
+ * of the message as JSON; nothing stored, a message no replica holds a call for is dropped).
  *
  * An ending is `SET <prefix>session-ended:<tag> 1 PX <until the id expires anyway>` and
  * `PUBLISH <prefix>session-ended "<tag> <expiresAt>"`, in one MULTI; a level is
@@ -38,13 +41,15 @@ interface Kind {
  * access token (revocation is enforced on every message from the snapshot) and expires
  * at the session max age regardless.
  */
-export class RedisSessionState implements SharedSessionEndings, SharedSessionLogLevels {
+export class RedisSessionState implements SharedSessionEndings, SharedSessionLogLevels, SharedSessionForwards {
   private readonly commands: Redis;
   private readonly subscriber: Redis;
   private readonly ended: Kind;
   private readonly levels: Kind;
   private onEnded: ((tag: string, expiresAt: number) => void) | undefined;
   private onLevel: ((tag: string, level: LogLevel, expiresAt: number) => void) | undefined;
+  private onForward: ((message: ForwardedSessionMessage) => void) | undefined;
+  private readonly forwardChannel: string;
   private degraded = false;
   private closed = false;
 
@@ -54,12 +59,18 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
     const prefix = options.keyPrefix ?? 'gatehouse:';
     this.ended = { keyPrefix: `${prefix}session-ended:`, channel: `${prefix}session-ended` };
     this.levels = { keyPrefix: `${prefix}session-log-level:`, channel: `${prefix}session-log-level` };
+    this.forwardChannel = `${prefix}session-forward`;
     this.commands = new RedisClient(options.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: options.commandTimeoutMs ?? 500 });
     this.subscriber = new RedisClient(options.url, { ...common, autoResubscribe: true });
     // Without listeners ioredis prints "Unhandled error event" on every failed reconnect.
     this.commands.on('error', (error: Error) => this.markDegraded(error));
     this.subscriber.on('error', (error: Error) => this.markDegraded(error));
     this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.forwardChannel) {
+        const forwarded = readForwardedMessage(message);
+        if (forwarded) this.onForward?.(forwarded);
+        return;
+      }
       const [tag, expiresAt, level] = message.split(' ');
       const until = Number(expiresAt);
       if (!tag || !Number.isFinite(until)) return;
@@ -85,6 +96,20 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
 
   async publishLogLevel(tag: string, level: LogLevel, expiresAt: number): Promise<void> {
     await this.#publish(this.levels, tag, level, expiresAt, `${tag} ${expiresAt} ${level}`);
+  }
+
+  subscribeForwards(onMessage: (message: ForwardedSessionMessage) => void): void {
+    this.onForward = onMessage;
+    this.subscriber.subscribe(this.forwardChannel).catch((error: unknown) => this.markDegraded(error));
+  }
+
+  async publishForward(message: ForwardedSessionMessage): Promise<void> {
+    try {
+      await this.commands.publish(this.forwardChannel, JSON.stringify(message));
+      if (this.degraded) this.recovered();
+    } catch (error) {
+      this.markDegraded(error);
+    }
   }
 
   async #publish(kind: Kind, tag: string, value: string, expiresAt: number, message: string): Promise<void> {
@@ -154,11 +179,11 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
   private markDegraded(error: unknown): void {
     if (this.degraded || this.closed) return;
     this.degraded = true;
-    this.options.logger.warn({ err: error }, 'Redis is unreachable: sessions ended with DELETE, and log levels sessions set, apply only on the replica that got them until it returns');
+    this.options.logger.warn({ err: error }, 'Redis is unreachable: sessions ended with DELETE, log levels sessions set, and cancellations and answers for calls on other replicas apply only on the replica that got them until it returns');
   }
 
   private recovered(): void {
     this.degraded = false;
-    this.options.logger.info('Redis is reachable again; ended sessions and log levels are shared across replicas again');
+    this.options.logger.info('Redis is reachable again; session endings, log levels and forwarded client messages are shared across replicas again');
   }
 }

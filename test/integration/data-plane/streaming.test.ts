@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
@@ -35,6 +36,8 @@ let stateDir: string;
 let slow: { url: string; server: Server; started: number; cancelled: number };
 let plane: DataPlane;
 let mcpUrl: string;
+let snapshots: InMemorySnapshotSource;
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const open: { client: Client; transport: StreamableHTTPClientTransport }[] = [];
 
 /** An in-process upstream whose one tool runs until the request is cancelled. */
@@ -85,7 +88,7 @@ beforeAll(async () => {
     startHttpFixture('mutable-server', { FIXTURE_STATE_FILE: stateFile }),
     startSlowUpstream(),
   ]);
-  const snapshots = new InMemorySnapshotSource();
+  snapshots = new InMemorySnapshotSource();
   snapshots.offer(
     await gatewaySnapshot([
       { url: conformance.url, prefix: 'conf' },
@@ -109,8 +112,8 @@ afterAll(async () => {
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
-async function connect(capabilities: ClientCapabilities = {}, setup?: (client: Client) => void): Promise<Client> {
-  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } } });
+async function connect(capabilities: ClientCapabilities = {}, setup?: (client: Client) => void, fetch?: FetchLike): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } }, ...(fetch ? { fetch } : {}) });
   const client = new Client({ name: 'streaming-test', version: '1.0.0' }, { capabilities });
   setup?.(client);
   await client.connect(transport);
@@ -365,5 +368,52 @@ describe('the GET-stream buffer', () => {
     streams.open('s1', claims, 3_600_000, foreign, 'other-7', Date.now());
     expect([...foreign.text.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1])).toEqual([ids[3], ids[4], ids[5]]);
     streams.close();
+  });
+});
+
+describe('a client whose messages land on another replica than its call (Redis)', () => {
+  const replicas: DataPlane[] = [];
+  /** The client's fetch: requests and the initialize go to replica A, its cancellations and answers to replica B. */
+  let split: FetchLike;
+  const forwardedTo: string[] = [];
+
+  beforeAll(async () => {
+    const urls: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const replica = buildDataPlane({ port: 0, sessionSecret: SECRET, callTimeoutMs: 20_000, redisUrl: REDIS_URL }, { snapshots });
+      replicas.push(replica);
+      urls.push(`${(await replica.listen()).url}/mcp/${GATEWAY_SLUG}`);
+    }
+    split = async (input, init) => {
+      const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string; id?: unknown }) : undefined;
+      const toB = body !== undefined && (body.method === 'notifications/cancelled' || (body.method === undefined && body.id !== undefined));
+      if (toB) forwardedTo.push(body.method ?? 'response');
+      return fetch(toB ? urls[1]! : urls[0]!, init);
+    };
+  });
+
+  afterAll(async () => {
+    for (const replica of replicas) await replica.close();
+  });
+
+  it('cancels the upstream request when the cancellation reaches the other replica', async () => {
+    const client = await connect({}, undefined, split);
+    const started = slow.started;
+    const cancelled = slow.cancelled;
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'slow__wait', arguments: {} }, undefined, { signal: controller.signal });
+    await expect.poll(() => slow.started, { timeout: 5_000 }).toBe(started + 1);
+    controller.abort('changed my mind');
+    await expect(call).rejects.toThrow();
+    await expect.poll(() => slow.cancelled, { timeout: 5_000 }).toBe(cancelled + 1);
+    expect(forwardedTo).toContain('notifications/cancelled');
+  });
+
+  it('routes an answer to a relayed elicitation back through the replica holding the call', async () => {
+    const client = await connect({ elicitation: {} }, (c) => c.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { username: 'ada', email: 'ada@example.com' } })), split);
+    const before = forwardedTo.filter((m) => m === 'response').length;
+    const result = await client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'who are you?' } });
+    expect(textOf(result)).toBe('Elicitation completed: action=accept, content={"username":"ada","email":"ada@example.com"}');
+    expect(forwardedTo.filter((m) => m === 'response').length).toBe(before + 1);
   });
 });

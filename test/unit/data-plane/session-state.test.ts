@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SessionIdCodec } from '../../../data-plane/mcp/session-id.js';
+import { readForwardedMessage } from '../../../data-plane/mcp/session-forwards.js';
 import { LOG_LEVELS, SessionLogLevels, isLogLevel, logLevelRank, type SharedSessionLogLevels } from '../../../data-plane/mcp/session-log-levels.js';
 
 const SECRET = 'a-session-secret-of-at-least-32-characters';
@@ -58,5 +59,16 @@ describe('SessionLogLevels', () => {
     for (const id of ids) await levels.set(id, 1_000, 'alert');
     expect(levels.size).toBe(2);
     expect(ids.map((id) => levels.minimumRank(id, 2_000))).toEqual([undefined, 6, 6]);
+  });
+});
+
+describe('forwarded session messages', () => {
+  it('reads back cancellations and answers, and ignores anything else on the channel', () => {
+    expect(readForwardedMessage(JSON.stringify({ kind: 'cancel', tag: 't', requestId: 7, reason: 'no' }))).toEqual({ kind: 'cancel', tag: 't', requestId: 7, reason: 'no' });
+    expect(readForwardedMessage(JSON.stringify({ kind: 'answer', tag: 't', id: 'gatehouse-1', result: { ok: 1 } }))).toEqual({ kind: 'answer', tag: 't', id: 'gatehouse-1', result: { ok: 1 } });
+    expect(readForwardedMessage(JSON.stringify({ kind: 'answer', tag: 't', id: 'gatehouse-1', error: { code: -1 } }))).toEqual({ kind: 'answer', tag: 't', id: 'gatehouse-1', error: { code: -1 } });
+    for (const junk of ['', 'not json', 'null', '[]', '{"kind":"cancel","tag":"t"}', '{"kind":"cancel","tag":"","requestId":1}', '{"kind":"answer","tag":"t","id":3}', '{"kind":"drop","tag":"t"}']) {
+      expect(readForwardedMessage(junk)).toBeUndefined();
+    }
   });
 });
