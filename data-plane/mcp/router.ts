@@ -13,6 +13,7 @@ import { listAcrossGateway, pinKey } from './aggregate.js';
 import type { ListPager } from './list-cursor.js';
 import { JSON_RPC_ERRORS, RpcError } from './json-rpc.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './session-log-levels.js';
+import { exposeResourceLinks } from './resource-links.js';
 
 export interface RouteContext {
   readonly admission: Admission;
@@ -159,7 +160,9 @@ async function forward(
 ): Promise<Result> {
   if (!routed.ok) throw new RpcError(routed.rpcCode, routed.message, { code: routed.code, ...routed.detail });
   const { exposed, upstreamName } = routed.value;
-  return exchange({ method, exposed, upstreamName }, { ...params, [nameKey]: upstreamName }, context);
+  const result = await exchange({ method, exposed, upstreamName }, { ...params, [nameKey]: upstreamName }, context);
+  // [proxy] Links to the upstream's resources, renamed to the URIs clients read them by.
+  return exposeResourceLinks(method, result, exposed.entry, context.admission.gateway);
 }
 
 /**

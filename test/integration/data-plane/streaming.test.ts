@@ -191,6 +191,22 @@ describe('SSE responses relay what the upstream sends during a call', () => {
   });
 });
 
+describe('resource links in results', () => {
+  it('renames links to the upstream\'s exposed resources to the URIs clients read them by, and reads them through the gateway', async () => {
+    const client = await connect();
+    const result = (await client.callTool({ name: 'conf__test_resource_links', arguments: {} })) as { content: Array<{ type: string; uri?: string; resource?: { uri: string } }> };
+    const links = result.content.filter((block) => block.type === 'resource_link').map((block) => block.uri);
+    // A listed resource and one matched by a template get the namespaced URI; a link elsewhere is left alone.
+    expect(links).toEqual(['conf+test://static-text', 'conf+test://template/42/data', 'https://example.com/elsewhere']);
+    expect(result.content.find((block) => block.type === 'resource')?.resource?.uri).toBe('conf+test://static-text');
+    // Following a renamed link works through the gateway.
+    const read = await client.readResource({ uri: links[0]! });
+    expect(read.contents[0]).toMatchObject({ uri: 'conf+test://static-text', text: 'This is the content of the static text resource.' });
+    const templated = await client.readResource({ uri: links[1]! });
+    expect(templated.contents[0]?.uri).toBe('conf+test://template/42/data');
+  });
+});
+
 describe('server-to-client requests during a call', () => {
   it('relays elicitation to the client and its answer back to the upstream', async () => {
     const asked: unknown[] = [];
