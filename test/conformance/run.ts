@@ -1,11 +1,11 @@
 /**
- * Runs the official MCP conformance suite (`@modelcontextprotocol/conformance` 0.1.13,
- * server scenarios) against a Gatehouse data plane fronting the conformance fixture
+ * Runs the official MCP conformance suite (`@modelcontextprotocol/conformance`, server
+ * scenarios; 0.1.13 by default, `--version 0.1.16` for the latest) against a Gatehouse data plane fronting the conformance fixture
  * (`test/fixtures/mcp/conformance-server.ts`) through gateway `conf`, whose one assignment
  * has an EMPTY namespace prefix and ALLOW_ALL provisioning (so the suite finds the names
  * it expects: `test_simple_text`, `test://static-text`, `test_simple_prompt`, …).
  *
- *   npx tsx test/conformance/run.ts [--scenario <name>] [--suite active|all|pending] [--verbose]
+ *   npx tsx test/conformance/run.ts [--version 0.1.13|0.1.16] [--scenario <name>] [--suite active|all|pending] [--verbose]
  *
  * Prints the suite's output and exits with its status (non-zero when a scenario fails).
  *
@@ -15,7 +15,10 @@
  * and passes everything else (Host and Origin included, so DNS-rebinding checks reach the
  * gateway) unchanged. The gateway itself enforces authentication as in production.
  *
- * Runs on Node 20 (0.1.16 and later need Node 22). Not in package.json: fetched by npx.
+ * 0.1.13 runs on this Node (20). 0.1.14 and later need Node 22: npx fetches the `node@22`
+ * package with the suite, and the suite's `#!/usr/bin/env node` then finds Node 22 first
+ * on its PATH; the gateway itself stays on Node 20. Neither is in package.json: both are
+ * fetched by npx (`.ci/run` runs both versions).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +29,19 @@ import { InMemorySnapshotSource } from '../../data-plane/snapshot/snapshot-sourc
 import { startHttpFixture } from '../fixtures/mcp/spawn.js';
 import { ACCESS_TOKEN, GATEWAY_SLUG, gatewaySnapshot } from './gateway-fixture.js';
 
-const SUITE = '@modelcontextprotocol/conformance@0.1.13';
+const SUITE = '@modelcontextprotocol/conformance';
+const versionArg = process.argv.indexOf('--version');
+const VERSION = versionArg >= 0 ? process.argv[versionArg + 1] : '0.1.13';
+if (VERSION === undefined || !/^\d+\.\d+\.\d+$/.test(VERSION)) {
+  process.stderr.write(`--version needs a released version of ${SUITE}, such as 0.1.16\n`);
+  process.exit(2);
+}
+/** What the suite is given: everything but `--version <v>`. */
+const SUITE_ARGS = process.argv.slice(2).filter((_, i, all) => all[i] !== '--version' && all[i - 1] !== '--version');
+/** The npx command: versions after 0.1.13 need Node 22, which the `node@22` package provides. */
+const [major, minor, patch] = VERSION.split('.').map(Number) as [number, number, number];
+const NEEDS_NODE_22 = major > 0 || minor > 1 || patch > 13;
+const NPX_ARGS = NEEDS_NODE_22 ? ['-y', '-p', 'node@22', '-p', `${SUITE}@${VERSION}`, '--', 'conformance'] : ['-y', `${SUITE}@${VERSION}`];
 
 /** A loopback forwarder that adds the bearer token; the suite cannot send one itself. */
 async function startAuthForwarder(target: URL): Promise<{ server: Server; port: number }> {
@@ -63,12 +78,12 @@ async function main(): Promise<number> {
   const { url: planeUrl } = await plane.listen();
   const forwarder = await startAuthForwarder(new URL(planeUrl));
   const mcpUrl = `http://127.0.0.1:${forwarder.port}/mcp/${GATEWAY_SLUG}`;
-  process.stdout.write(`gateway ${planeUrl}/mcp/${GATEWAY_SLUG} (suite URL ${mcpUrl}, bearer token added by the forwarder)\n`);
+  process.stdout.write(`gateway ${planeUrl}/mcp/${GATEWAY_SLUG} (suite URL ${mcpUrl}, bearer token added by the forwarder); ${SUITE}@${VERSION}${NEEDS_NODE_22 ? ' on Node 22 (node@22)' : ''}\n`);
 
   try {
     let output = '';
     const code = await new Promise<number>((resolve, reject) => {
-      const child = spawn('npx', ['-y', SUITE, 'server', '--url', mcpUrl, ...process.argv.slice(2)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn('npx', [...NPX_ARGS, 'server', '--url', mcpUrl, ...SUITE_ARGS], { stdio: ['ignore', 'pipe', 'inherit'] });
       child.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString('utf8');
         process.stdout.write(chunk);
@@ -91,7 +106,7 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => {
-    process.stdout.write(code === 0 ? 'conformance: passed\n' : `conformance: FAILED (exit ${code})\n`);
+    process.stdout.write(code === 0 ? `conformance ${VERSION}: passed\n` : `conformance ${VERSION}: FAILED (exit ${code})\n`);
     process.exit(code);
   },
   (error: unknown) => {
