@@ -63,6 +63,16 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
   const rules = new RulesRuntime(); // [rules] compiled once per snapshot and gateway
   pool.onNotification((upstreamKey, notification) => streams.onUpstreamNotification(upstreamKey, notification));
+  // [proxy] A new upstream session holds none of the old one's subscriptions: subscribe again
+  // to what sessions here still watch, so their resources/updated keep coming.
+  pool.onSessionRenewed((upstreamKey) => {
+    const connection = pool.peek(upstreamKey);
+    for (const uri of streams.upstreamSubscriptions(upstreamKey)) {
+      connection?.request('resources/subscribe', { uri }, { timeoutMs: config.callTimeoutMs }).catch((error: unknown) => {
+        logger.warn({ err: error, upstream: upstreamKey, uri }, 'could not renew a resource subscription on a new upstream session; its updates stop until the client subscribes again');
+      });
+    }
+  });
   const forwards = deps.sessionForwards;
   // [proxy] What another replica got for a call held here.
   forwards?.subscribeForwards((forwarded) => {

@@ -107,6 +107,15 @@ export class SessionStreams {
     };
   }
 
+  /** The upstream URIs sessions on this replica are subscribed to through one upstream connection. */
+  upstreamSubscriptions(upstreamKey: string): Set<string> {
+    const uris = new Set<string>();
+    for (const channel of this.channels.values()) {
+      for (const subscription of channel.subscriptions.values()) if (subscription.upstreamKey === upstreamKey) uris.add(subscription.upstreamUri);
+    }
+    return uris;
+  }
+
   /** A session-wide notification from an upstream connection: translated and queued for the sessions it concerns. */
   onUpstreamNotification(upstreamKey: string, notification: RelayedMessage): void {
     const compiled = this.snapshot();

@@ -53,6 +53,8 @@ export interface UpstreamRequestOptions {
  * `notifications/resources/updated`), with the key of the connection it came on.
  */
 export type UpstreamNotificationListener = (upstreamKey: string, notification: RelayedMessage) => void;
+/** Called when an upstream session was replaced by a new one (the upstream forgot it, or its process restarted). */
+export type UpstreamRenewalListener = (upstreamKey: string) => void;
 
 /**
  * What the gateway declares to upstreams at initialize. One upstream session serves
@@ -106,6 +108,8 @@ export class UpstreamConnection {
     private readonly options: UpstreamPoolOptions,
     private readonly broadcast: UpstreamNotificationListener,
     private readonly shared: PoolResources,
+    /** A new upstream session replaced an earlier one: what the old one held (subscriptions) is gone. */
+    private readonly renewed: (upstreamKey: string) => void = () => undefined,
   ) {
     this.breaker = new CircuitBreaker(options.circuitBreaker ?? DEFAULT_CIRCUIT_BREAKER);
   }
@@ -306,6 +310,7 @@ export class UpstreamConnection {
     this.direct = new DirectCalls(transport);
     this.client = client;
     this.options.logger.info({ upstream: this.key, server: this.serverName }, 'upstream session initialized');
+    if (this.initializations > 1) this.renewed(this.key); // after a dropped session (a managed process restarted)
     return client;
   }
 
@@ -354,6 +359,7 @@ export class UpstreamConnection {
       onReinitialized: () => {
         this.reinitializations += 1;
         this.options.logger.info({ upstream: this.key, server: this.serverName }, 'the upstream forgot its session (404); re-initialized it');
+        this.renewed(this.key);
       },
     });
   }
@@ -506,6 +512,7 @@ export class ManagedHttpProcesses {
 export class UpstreamPool {
   private readonly connections = new Map<string, UpstreamConnection>();
   private readonly listeners = new Set<UpstreamNotificationListener>();
+  private readonly renewalListeners = new Set<UpstreamRenewalListener>();
   private readonly resources: PoolResources;
 
   constructor(private readonly options: UpstreamPoolOptions) {
@@ -516,6 +523,12 @@ export class UpstreamPool {
   onNotification(listener: UpstreamNotificationListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Listens to upstream sessions being replaced (404 re-initialization, a restarted process); returns an unsubscribe. */
+  onSessionRenewed(listener: UpstreamRenewalListener): () => void {
+    this.renewalListeners.add(listener);
+    return () => this.renewalListeners.delete(listener);
   }
 
   /** The connection for an entry, created (not yet connected) on first use. */
@@ -537,6 +550,9 @@ export class UpstreamPool {
           }
         },
         this.resources,
+        (key) => {
+          for (const listener of this.renewalListeners) listener(key);
+        },
       );
       this.connections.set(entry.upstreamKey, connection);
     }

@@ -27,6 +27,7 @@ import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.j
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { ACCESS_TOKEN, GATEWAY_SLUG, gatewaySnapshot } from '../../conformance/gateway-fixture.js';
 import { startHttpFixture, type RunningServer } from '../../fixtures/mcp/spawn.js';
+import { createConformanceServer } from '../../fixtures/mcp/conformance-server.js';
 
 const SECRET = 'streaming-session-secret-0123456789abcdef';
 
@@ -431,5 +432,77 @@ describe('a client whose messages land on another replica than its call (Redis)'
     const result = await client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'who are you?' } });
     expect(textOf(result)).toBe('Elicitation completed: action=accept, content={"username":"ada","email":"ada@example.com"}');
     expect(forwardedTo.filter((m) => m === 'response').length).toBe(before + 1);
+  });
+});
+
+/** The conformance fixture in this process, one server per session, and able to forget every session as a restarted server would. */
+async function startForgetfulUpstream(): Promise<{ url: string; server: Server; initializes: () => number; forget: () => void }> {
+  let transports = new Map<string, StreamableHTTPServerTransport>();
+  let initializes = 0;
+  const server = createServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { method?: string }) : undefined;
+      const id = req.headers['mcp-session-id'];
+      let transport = typeof id === 'string' ? transports.get(id) : undefined;
+      if (!transport && body?.method === 'initialize') {
+        initializes += 1;
+        const created = new StreamableHTTPServerTransport({ sessionIdGenerator: () => crypto.randomUUID(), onsessioninitialized: (sessionId) => void transports.set(sessionId, created) });
+        await createConformanceServer().connect(created);
+        transport = created;
+      }
+      if (!transport) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}');
+        return;
+      }
+      await transport.handleRequest(req, res, body);
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    server,
+    initializes: () => initializes,
+    forget: () => {
+      for (const transport of transports.values()) void transport.close();
+      transports = new Map();
+    },
+  };
+}
+
+describe('an upstream that forgets its session', () => {
+  it('subscribes again on the new upstream session to what clients still watch, so their updates keep coming', async () => {
+    const upstream = await startForgetfulUpstream();
+    const source = new InMemorySnapshotSource();
+    source.offer(await gatewaySnapshot([{ url: upstream.url, prefix: 'fg' }]));
+    const replica = buildDataPlane({ port: 0, sessionSecret: SECRET, callTimeoutMs: 10_000 }, { snapshots: source });
+    const url = `${(await replica.listen()).url}/mcp/${GATEWAY_SLUG}`;
+    const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } } });
+    const client = new Client({ name: 'forgetful-test', version: '1' });
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri));
+    try {
+      await client.connect(transport);
+      await client.subscribeResource({ uri: 'fg+test://watched-resource' });
+      const trigger = () => client.callTool({ name: 'fg__test_trigger_resource_update', arguments: {} });
+      await trigger();
+      await expect.poll(() => updated.length, { timeout: 5_000 }).toBe(1);
+
+      const sessionsBefore = upstream.initializes(); // the gateway's, and the snapshot fixture's discovery
+      upstream.forget(); // a restarted upstream: the gateway's next request gets 404 and re-initializes
+      await trigger();
+      expect(upstream.initializes()).toBe(sessionsBefore + 1);
+      // The renewal runs beside the call that found the session gone: the next changes are seen.
+      await expect
+        .poll(async () => (await trigger(), updated.length), { timeout: 5_000, interval: 100 })
+        .toBeGreaterThan(1);
+      expect(updated.every((uri) => uri === 'fg+test://watched-resource')).toBe(true);
+    } finally {
+      await client.close().catch(() => undefined);
+      await replica.close();
+      upstream.server.closeAllConnections();
+      await new Promise((resolve) => upstream.server.close(resolve));
+    }
   });
 });
