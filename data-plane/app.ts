@@ -75,7 +75,7 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
   const auditor = deps.audit
     ? new CallAuditor(deps.audit, { snapshots: deps.snapshots, context: { instance: dataPlaneInstanceName(), clientAddress } })
     : undefined;
-  // [proxy] What replicas share about sessions through Redis: endings and log levels.
+  // [proxy] What replicas share about sessions through Redis: endings, log levels and forwarded client messages.
   const sessionState = config.redisUrl ? new RedisSessionState({ url: config.redisUrl, logger }) : undefined;
   const endedSessions = new EndedSessions(config.sessionMaxAgeMs, sessionState, clock); // closes sessionState
   const sessionLogLevels = new SessionLogLevels(config.sessionMaxAgeMs, sessionState);

@@ -540,23 +540,24 @@ export class UpstreamPool {
         entry.assignment,
         secretKeys,
         this.options,
-        (key, notification) => {
-          for (const listener of this.listeners) {
-            try {
-              listener(key, notification);
-            } catch (error) {
-              this.options.logger.warn({ err: error, upstream: key }, 'an upstream notification listener failed');
-            }
-          }
-        },
+        (key, notification) => this.#emit(this.listeners, key, (listener) => listener(key, notification)),
         this.resources,
-        (key) => {
-          for (const listener of this.renewalListeners) listener(key);
-        },
+        (key) => this.#emit(this.renewalListeners, key, (listener) => listener(key)),
       );
       this.connections.set(entry.upstreamKey, connection);
     }
     return connection;
+  }
+
+  /** Calls each listener; one that throws is logged and does not stop the others (nor the connection that emitted). */
+  #emit<L>(listeners: ReadonlySet<L>, upstreamKey: string, call: (listener: L) => void): void {
+    for (const listener of listeners) {
+      try {
+        call(listener);
+      } catch (error) {
+        this.options.logger.warn({ err: error, upstream: upstreamKey }, 'an upstream pool listener failed');
+      }
+    }
   }
 
   /** Every connection, for inspection. */
