@@ -4,7 +4,7 @@ import type { AuditEntry, AuditLeg, AuditPolicyAction, AuditStatus } from '../..
 import { AUDIT_STRING_LIMITS, MAX_AUDIT_BODY_CHARS } from '../../schema/audit/limits.js';
 import { clientInfoOf } from '../mcp/session-id.js';
 import { clientIp } from '../policy/client-address.js';
-import type { CallFacts } from './call-facts.js';
+import type { CallFacts, UpstreamLegFacts } from './call-facts.js';
 import type { TokenEstimator } from './token-estimator.js';
 
 /** Body limit of a gateway whose snapshot does not say (`gateway.audit.maxBodyBytes`). */
@@ -119,7 +119,9 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
   const clientInfo = call.clientInfo ?? (request?.method === 'initialize' ? clientInfoOf(params?.clientInfo) : undefined);
   const ip = clientIp(call.remoteAddress, headers, call.clientAddress);
   const upstreamLegs = call.upstream;
-  const single = upstreamLegs.length === 1 ? upstreamLegs[0]! : undefined;
+  // The client legs of a routed call name its upstream; a list fan-out is the gateway's own
+  // merged answer, whatever number of upstreams it asked, so its client legs name none.
+  const single = upstreamLegs.length === 1 && !FAN_OUT_METHODS.has(request?.method ?? '') ? upstreamLegs[0]! : undefined;
 
   const { workspaceId, gatewayId } = call;
   const hostId = grant?.hostId ?? null;
@@ -263,7 +265,6 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
   add(clientRequest);
 
   // ── Upstream legs ──
-  let upstreamMs: number | null = null;
   for (const leg of upstreamLegs) {
     const sentText = JSON.stringify(leg.params);
     const sent = own('upstream_request', leg.sentAt, 'ok', leg);
@@ -273,7 +274,6 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
     if (full) setBody(sent, scrubber.toJsonText({ method: leg.method, params: leg.params }, maxBody));
     add(sent);
     const tookMs = leg.endedAt !== undefined && leg.startedAt !== undefined ? leg.endedAt - leg.startedAt : null;
-    if (tookMs !== null) upstreamMs = (upstreamMs ?? 0) + tookMs;
     const outcome = leg.outcome;
     if (!outcome) {
       const missing = own('upstream_response', call.endedAt, 'error', leg);
@@ -316,6 +316,7 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
   }
 
   const durationMs = call.endedAt - call.startedAt;
+  const upstreamMs = upstreamSpan(upstreamLegs);
   const clientResponse = own('client_response', call.endedAt, status, callWhere);
   clientResponse.durationMs = durationMs;
   clientResponse.upstreamMs = upstreamMs;
@@ -434,4 +435,35 @@ function clip(value: unknown, max: number): string {
 
 export function int32(value: unknown): number | null {
   return typeof value === 'number' && Number.isInteger(value) && value >= -2_147_483_648 && value <= 2_147_483_647 ? value : null;
+}
+
+/** The list fan-outs (`mcp/aggregate.ts` LISTINGS): one upstream leg pair per upstream page. */
+const FAN_OUT_METHODS: ReadonlySet<string> = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list']);
+
+/**
+ * Milliseconds during which some upstream leg of the call was in flight: the legs of a
+ * list fan-out overlap (their sum would exceed the call), the pages of one upstream and a
+ * routed call's single leg do not. Null when no leg was answered.
+ */
+function upstreamSpan(legs: readonly UpstreamLegFacts[]): number | null {
+  if (legs.length === 1) {
+    const leg = legs[0]!;
+    return leg.endedAt !== undefined && leg.startedAt !== undefined ? leg.endedAt - leg.startedAt : null;
+  }
+  const spans: [number, number][] = [];
+  for (const leg of legs) if (leg.endedAt !== undefined && leg.startedAt !== undefined) spans.push([leg.startedAt, leg.endedAt]);
+  if (spans.length === 0) return null;
+  spans.sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let [from, to] = spans[0]!;
+  for (const [start, end] of spans) {
+    if (start > to) {
+      total += to - from;
+      from = start;
+      to = end;
+    } else if (end > to) {
+      to = end;
+    }
+  }
+  return total + (to - from);
 }

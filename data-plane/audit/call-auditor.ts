@@ -3,7 +3,7 @@ import type { IncomingMessage as HttpRequest, ServerResponse } from 'node:http';
 import type { Result } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { IncomingMessage as RpcMessage } from '../mcp/json-rpc.js';
-import type { CallAuditHook, RoutedTarget } from '../mcp/router.js';
+import type { CallAuditHook, UpstreamTarget } from '../mcp/router.js';
 import type { SessionClaims } from '../mcp/session-id.js';
 import type { Admission } from '../policy/admit.js';
 import type { ClientAddressConfig } from '../policy/client-address.js';
@@ -37,7 +37,7 @@ export interface StageRefusal {
 
 /** One upstream request of a call and, once answered, its outcome. */
 export interface UpstreamLegRecord {
-  readonly target: RoutedTarget;
+  readonly target: UpstreamTarget;
   readonly params: Record<string, unknown>;
   /** `performance.now()` when sent. */
   readonly sentAt: number;
@@ -160,11 +160,16 @@ export class AuditedCall implements CallAuditHook {
 
   // ── CallAuditHook (the router) ──
 
-  upstreamRequest(target: RoutedTarget, params: Record<string, unknown>): void {
+  // A leg reported after the call finished (a list page past its deadline) is left out:
+  // the record may be built already, and the call's answer did not wait for it.
+
+  upstreamRequest(target: UpstreamTarget, params: Record<string, unknown>): void {
+    if (this.endedAt !== 0) return;
     (this.upstream ??= []).push({ target, params, sentAt: performance.now() });
   }
 
-  upstreamResponse(target: RoutedTarget, startedAt: number, outcome: { readonly result: Result } | { readonly error: unknown }): void {
+  upstreamResponse(target: UpstreamTarget, startedAt: number, outcome: { readonly result: Result } | { readonly error: unknown }): void {
+    if (this.endedAt !== 0) return;
     const legs = (this.upstream ??= []);
     let leg: UpstreamLegRecord | undefined;
     for (let i = legs.length - 1; i >= 0; i--) {

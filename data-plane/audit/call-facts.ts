@@ -109,7 +109,7 @@ export function callFacts(call: AuditedCall): CallFacts | undefined {
         : { code: refusal.code, stage: undefined, rpcCode: refusal.rpcCode, message: refusal.message }
       : undefined,
     upstream: (call.upstream ?? []).map((leg) => {
-      const assignment = leg.target.exposed.entry.assignment;
+      const assignment = leg.target.entry.assignment;
       const outcome = leg.outcome;
       return {
         serverId: assignment.serverId,

@@ -4,7 +4,8 @@ import type { DataPlaneLogger } from '../logger.js';
 import type { CompiledAssignment, CompiledGateway, CompiledSnapshot } from '../snapshot/compiled-snapshot.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 import type { UpstreamConnection, UpstreamPool } from '../upstream/upstream-pool.js';
-import type { ListPager } from './list-cursor.js';
+import type { ListPage, ListPager } from './list-cursor.js';
+import type { CallAuditHook, UpstreamTarget } from './router.js';
 
 /** How each feature type is listed: the method, the result member, and the member naming an item. */
 export const LISTINGS: {
@@ -44,7 +45,8 @@ export function pinKey(featureType: FeatureType, upstreamName: string): string {
  * serves, pins are rechecked on the live definitions, names are namespaced and metadata
  * overrides applied. Entries keep snapshot order. With `paging`, the merged list is
  * served in pages with opaque cursors (see {@link ListPager}); an invalid cursor throws
- * an `RpcError` (-32602).
+ * an `RpcError` (-32602). With `audit`, each upstream page request is an upstream leg of the call (request and
+ * response, or the error that ended it); past the deadline no further page is asked for.
  */
 export async function listAcrossGateway(
   featureType: FeatureType,
@@ -54,15 +56,18 @@ export async function listAcrossGateway(
   timeoutMs: number,
   logger: DataPlaneLogger,
   paging?: ListPaging,
+  audit?: CallAuditHook,
 ): Promise<Result> {
   const listing = LISTINGS[featureType];
+  const where = { featureType, gatewayId: gateway.gateway.id, snapshotVersion: compiled.version };
   const entries = gateway.entries.filter(
     (entry) => entry.assignment.enabled && entry.assignment.features[featureType].some((feature) => feature.withheld === undefined),
   );
   const outcomes = await Promise.allSettled(
     entries.map((entry) => {
       const connection = pool.get(entry, compiled.secretKeys);
-      return withDeadline(listUpstream(featureType, connection, timeoutMs), timeoutMs, connection.serverName, listing.method).then((items) =>
+      const target: UpstreamTarget = { method: listing.method, entry };
+      return withDeadline((signal) => listUpstream(featureType, connection, timeoutMs, signal, target, audit), timeoutMs, connection.serverName, listing.method).then((items) =>
         exposeItems(featureType, entry, connection, items),
       );
     }),
@@ -81,25 +86,54 @@ export async function listAcrossGateway(
     logger.warn({ server, code, err: error }, `${listing.method} left out an upstream`);
     unavailable.push({ server, code, message });
   });
-  const result: Record<string, unknown> = { [listing.member]: merged };
-  if (paging) {
-    const page = paging.pager.page(merged, (item) => String(item[listing.nameKey]), { featureType, gatewayId: gateway.gateway.id, snapshotVersion: compiled.version }, paging.cursor);
-    result[listing.member] = page.items;
-    if (page.nextCursor !== undefined) result.nextCursor = page.nextCursor;
-  }
+  const page = paging ? paging.pager.page(merged, (item) => String(item[listing.nameKey]), where, paging.cursor) : { items: merged, nextCursor: undefined };
+  return listResult(listing.member, page, unavailable);
+}
+
+function listResult(member: string, page: ListPage<Record<string, unknown>>, unavailable: readonly UnavailableUpstream[]): Result {
+  const result: Record<string, unknown> = { [member]: page.items };
+  if (page.nextCursor !== undefined) result.nextCursor = page.nextCursor;
   if (unavailable.length > 0) result._meta = { 'gatehouse/unavailable': unavailable };
   return result as Result;
 }
 
-async function listUpstream(featureType: FeatureType, connection: UpstreamConnection, timeoutMs: number): Promise<unknown[]> {
+async function listUpstream(
+  featureType: FeatureType,
+  connection: UpstreamConnection,
+  timeoutMs: number,
+  signal: AbortSignal,
+  target: UpstreamTarget,
+  audit: CallAuditHook | undefined,
+): Promise<unknown[]> {
   const listing = LISTINGS[featureType];
-  await connection.connect(timeoutMs);
+  try {
+    await connection.connect(timeoutMs);
+  } catch (error) {
+    // Nothing was sent, but the upstream is why this part of the list is missing: one failed leg.
+    if (audit) {
+      audit.upstreamRequest(target, {});
+      audit.upstreamResponse(target, performance.now(), { error });
+    }
+    throw error;
+  }
   // An upstream that does not declare the capability has nothing of this type to list.
   if (!connection.capabilities()?.[listing.capability]) return [];
   const items: unknown[] = [];
   let cursor: string | undefined;
-  for (let page = 0; page < MAX_UPSTREAM_PAGES; page += 1) {
-    const result = await connection.request(listing.method, cursor === undefined ? undefined : { cursor }, { timeoutMs });
+  for (let page = 0; page < MAX_UPSTREAM_PAGES && !signal.aborted; page += 1) {
+    const params = cursor === undefined ? undefined : { cursor };
+    audit?.upstreamRequest(target, params ?? {});
+    const startedAt = performance.now();
+    let result: Result;
+    try {
+      // Not aborted by the deadline's signal: the request's own timeout (the same length)
+      // cancels it upstream and counts it as a failure in the circuit breaker.
+      result = await connection.request(listing.method, params, { timeoutMs });
+    } catch (error) {
+      audit?.upstreamResponse(target, startedAt, { error });
+      throw error;
+    }
+    audit?.upstreamResponse(target, startedAt, { result });
     const pageItems = (result as Record<string, unknown>)[listing.member];
     if (Array.isArray(pageItems)) items.push(...pageItems);
     cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
@@ -156,10 +190,16 @@ function applyOverrides(out: Record<string, unknown>, overrides: SnapshotMetadat
   }
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number, serverName: string, method: string): Promise<T> {
+/** Runs `work` under a deadline: at `ms` its signal aborts and the promise rejects with the timeout error. */
+function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, ms: number, serverName: string, method: string): Promise<T> {
+  const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UpstreamError('UPSTREAM_TIMEOUT', serverName, `server "${serverName}" did not answer ${method} within ${ms} ms`)), ms);
+    timer = setTimeout(() => {
+      const timeout = new UpstreamError('UPSTREAM_TIMEOUT', serverName, `server "${serverName}" did not answer ${method} within ${ms} ms`);
+      controller.abort(timeout);
+      reject(timeout);
+    }, ms);
   });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([work(controller.signal), deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,7 +1,7 @@
 import { McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { FeatureType } from '../../schema/snapshot/index.js';
-import type { ExposedFeature } from '../snapshot/compiled-snapshot.js';
+import type { CompiledAssignment, ExposedFeature } from '../snapshot/compiled-snapshot.js';
 import type { DataPlaneLogger } from '../logger.js';
 import type { Admission } from '../policy/admit.js';
 import { resolveFeature, resolveResource, type LivePinCheck, type RoutedFeature } from '../policy/provisioning.js';
@@ -58,11 +58,21 @@ export interface RulesHook {
   response(target: RoutedTarget, result: Result): Promise<Result>;
 }
 
+/**
+ * Where one upstream request of a call went: its method and the assignment entry. A
+ * routed call has one (or none, when refused before it); a list fan-out one per
+ * upstream page. The object's identity pairs a request with its response.
+ */
+export interface UpstreamTarget {
+  readonly method: string;
+  readonly entry: CompiledAssignment;
+}
+
 /** What the router tells the audit stage about one call's upstream legs and policy actions. */
 export interface CallAuditHook {
-  upstreamRequest(target: RoutedTarget, params: Record<string, unknown>): void;
+  upstreamRequest(target: UpstreamTarget, params: Record<string, unknown>): void;
   /** `startedAt` is the `performance.now()` taken before the upstream request. */
-  upstreamResponse(target: RoutedTarget, startedAt: number, outcome: { readonly result: Result } | { readonly error: unknown }): void;
+  upstreamResponse(target: UpstreamTarget, startedAt: number, outcome: { readonly result: Result } | { readonly error: unknown }): void;
   policy(action: AuditPolicyAction): void;
 }
 
@@ -99,7 +109,7 @@ export async function routeRequest(method: string, params: Record<string, unknow
   const listType = LIST_METHODS[method];
   if (listType) {
     const paging = context.listPages ? { pager: context.listPages, cursor: params?.cursor } : undefined;
-    return listAcrossGateway(listType, admission.compiled, admission.gateway, context.pool, context.listTimeoutMs, context.logger, paging);
+    return listAcrossGateway(listType, admission.compiled, admission.gateway, context.pool, context.listTimeoutMs, context.logger, paging, context.audit);
   }
   switch (method) {
     case 'ping':
@@ -172,7 +182,8 @@ async function forward(
 async function exchange(target: RoutedTarget, params: Record<string, unknown>, context: RouteContext): Promise<Result> {
   const connection = context.pool.get(target.exposed.entry, context.admission.compiled.secretKeys);
   const upstreamParams = context.rules ? await context.rules.request(target, params) : params; // stage 6
-  context.audit?.upstreamRequest(target, upstreamParams);
+  const leg: UpstreamTarget | undefined = context.audit ? { method: target.method, entry: target.exposed.entry } : undefined;
+  if (leg) context.audit!.upstreamRequest(leg, upstreamParams);
   const startedAt = performance.now();
   let result: Result;
   try {
@@ -182,10 +193,10 @@ async function exchange(target: RoutedTarget, params: Record<string, unknown>, c
       ...(context.relay ? { relay: context.relay } : {}),
     });
   } catch (error) {
-    context.audit?.upstreamResponse(target, startedAt, { error });
+    if (leg) context.audit!.upstreamResponse(leg, startedAt, { error });
     throw toRpcError(error);
   }
-  context.audit?.upstreamResponse(target, startedAt, { result });
+  if (leg) context.audit!.upstreamResponse(leg, startedAt, { result });
   return context.rules ? context.rules.response(target, result) : result; // stage 9
 }
 

@@ -240,14 +240,35 @@ describe('audit legs recorded by the data plane', () => {
     expect(leg(byMethod.get('tools/call')!, 'client_response')).toMatchObject({ status: 'ok', clientName: 'batcher', jsonRpcId: '1' });
   });
 
-  it('records list fan-outs and pings as client legs', async () => {
+  it('records a list fan-out with an upstream leg pair per upstream it asked, and pings as client legs', async () => {
     const { client, sessionRef } = await connect();
     await client.listTools();
     await client.ping();
     const groups = await calls((entry) => entry.sessionRef === sessionRef && (entry.method === 'tools/list' || entry.method === 'ping'), 2);
-    for (const entries of groups) expect(entries.map((entry) => entry.leg).sort()).toEqual(['client_request', 'client_response']);
+    const ping = groups.find((entries) => entries[0]!.method === 'ping')!;
+    expect(ping.map((entry) => entry.leg).sort()).toEqual(['client_request', 'client_response']);
     const list = groups.find((entries) => entries[0]!.method === 'tools/list')!;
-    expect(leg(list, 'client_response').outputTokens).toBeGreaterThan(10);
+    const response = leg(list, 'client_response');
+    expect(response.outputTokens).toBeGreaterThan(10);
+    // eng fans tools/list out to its three assignments: the live HTTP upstream answers, the
+    // managed process that exits and the dead port fail; each is a request and a response.
+    const upstream = (name: 'upstream_request' | 'upstream_response') => list.filter((entry) => entry.leg === name);
+    expect(upstream('upstream_request').map((entry) => entry.serverId).sort()).toEqual(['srv-dead', 'srv-http', 'srv-stdio']);
+    expect(upstream('upstream_response').map((entry) => entry.serverId).sort()).toEqual(['srv-dead', 'srv-http', 'srv-stdio']);
+    const live = upstream('upstream_response').find((entry) => entry.serverId === 'srv-http')!;
+    expect(live).toMatchObject({ status: 'ok', assignmentId: 'asg-http', method: 'tools/list' });
+    expect(live.outputTokens).toBeGreaterThan(response.outputTokens!); // everything lists more tools than eng serves
+    expect(live.body).toContain('"tools"');
+    for (const failed of upstream('upstream_response').filter((entry) => entry.serverId !== 'srv-http')) {
+      expect(failed.status).toBe('error');
+      expect(failed.errorMessage).toMatch(/\S/);
+    }
+    // The client legs span three upstreams: no single server; the upstream time is the
+    // span the legs covered together (they ran in parallel), never more than the call.
+    expect(response.serverId).toBeNull();
+    expect(response.upstreamMs).toBeGreaterThan(0);
+    expect(response.upstreamMs!).toBeLessThanOrEqual(response.durationMs!);
+    expect(response.gatewayMs).toBeCloseTo(response.durationMs! - response.upstreamMs!, 6);
   });
 });
 

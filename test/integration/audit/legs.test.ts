@@ -106,13 +106,27 @@ describe('audit legs from a real data plane stored by a real control plane', () 
     }
   });
 
-  it('stores the initialize and list calls the gateway answered itself, and a refusal with its stage', async () => {
+  it('stores initialize, a list fan-out with its upstream legs, and a refusal with its stage', async () => {
     const sessionRef = createHash('sha256').update(transport.sessionId!).digest('hex').slice(0, 16);
     await client.listTools();
     await expect(client.callTool({ name: 'not-a-tool', arguments: {} })).rejects.toThrow(/not-a-tool/);
-    await expect.poll(async () => (await rowsOf(sql`session_ref = ${sessionRef} AND (method = 'tools/list' OR feature_name = 'not-a-tool')`)).length, { timeout: 10_000 }).toBe(5);
+    await expect.poll(async () => (await rowsOf(sql`session_ref = ${sessionRef} AND (method = 'tools/list' OR feature_name = 'not-a-tool')`)).length, { timeout: 10_000 }).toBe(7);
     const list = await rowsOf(sql`session_ref = ${sessionRef} AND method = 'tools/list'`);
-    expect(list.map((row) => row.leg).sort()).toEqual(['client_request', 'client_response']);
+    expect(list.map((row) => row.leg).sort()).toEqual(['client_request', 'client_response', 'upstream_request', 'upstream_response']);
+    // One upstream (the quickstart's server): its legs name it; the client legs of the
+    // gateway's merged list name none; the upstream time is its answer's.
+    const listed = Object.fromEntries(list.map((row) => [row.leg, row]));
+    expect(list.map((row) => [row.leg, row.server_id])).toEqual(
+      expect.arrayContaining([
+        ['upstream_request', rawId(gateway.serverId)],
+        ['upstream_response', rawId(gateway.serverId)],
+        ['client_request', null],
+        ['client_response', null],
+      ]),
+    );
+    expect(listed.upstream_response).toMatchObject({ status: 'ok', error_code: null });
+    expect(listed.upstream_response!.output_tokens).toBeGreaterThan(listed.client_response!.output_tokens as number);
+    expect(listed.client_response!.upstream_ms).toBeCloseTo(listed.upstream_response!.duration_ms!, 6);
     const refused = await rowsOf(sql`session_ref = ${sessionRef} AND feature_name = 'not-a-tool'`);
     expect(refused.map((row) => row.leg).sort()).toEqual(['client_request', 'client_response', 'policy_action']);
     expect(refused.find((row) => row.leg === 'client_response')).toMatchObject({ status: 'blocked', error_code: -32602, policy_actions: [{ ruleId: 'stage:provisioning', action: 'refuse' }] });

@@ -5,7 +5,7 @@ import { TokenEstimator } from '../../../data-plane/audit/token-estimator.js';
 import { createScrubber } from '../../../schema/audit/scrub.js';
 import type { AuditEntry } from '../../../schema/audit/types.js';
 import { sampleAuditEntry } from '../../helpers/audit.js';
-import { echoTarget, fakeCall } from './fake-calls.js';
+import { fakeCall, snapshots } from './fake-calls.js';
 
 const tokens = new TokenEstimator();
 const deps = { scrubber: createScrubber({ extraKeys: ['mcp-session-id'] }), tokens };
@@ -44,21 +44,64 @@ describe('building audit entries from a recorded call', () => {
   });
 
   it('records a call the client cancelled, and an upstream that never answered', () => {
-    const call = fakeCall({ answer: null });
-    const target = echoTarget();
-    call.upstreamRequest(target, { name: 'echo' });
+    const call = fakeCall({ answer: null, upstream: 'unanswered' });
     call.aborted = true;
     const entries = buildCallEntries(call, deps);
     expect(leg(entries, 'client_response')).toMatchObject({ status: 'error', errorCode: -32800 });
     expect(leg(entries, 'upstream_response')).toMatchObject({ status: 'error', errorMessage: 'no answer from the upstream before the call ended' });
   });
 
+  it('records a list fan-out: a leg pair per upstream page, and the time some leg was in flight as upstreamMs', () => {
+    const call = fakeCall({ method: 'tools/list', answer: JSON.stringify({ jsonrpc: '2.0', id: 7, result: { tools: [] } }) });
+    call.endedAt = 0; // still running: fakeCall finished it
+    const entries = snapshots.current()!.gatewaysBySlug.get('eng')!.entries;
+    const http = { method: 'tools/list', entry: entries.find((e) => e.assignment.id === 'asg-http')! };
+    const dead = { method: 'tools/list', entry: entries.find((e) => e.assignment.id === 'asg-dead')! };
+    const t0 = call.startedAt;
+    // http answers two pages, 0–4 ms and 4–6 ms; dead fails at 1–9 ms, overlapping both: 9 ms in all, not 15.
+    call.upstreamRequest(http, {});
+    call.upstreamRequest(dead, {});
+    call.upstreamResponse(http, t0, { result: { tools: [], nextCursor: 'p2' } });
+    call.upstreamRequest(http, { cursor: 'p2' });
+    call.upstreamResponse(http, t0 + 4, { result: { tools: [] } });
+    call.upstreamResponse(dead, t0 + 1, { error: new Error('connect ECONNREFUSED') });
+    const legs = call.upstream!;
+    legs[0]!.endedAt = t0 + 4;
+    legs[2]!.endedAt = t0 + 6;
+    legs[1]!.endedAt = t0 + 9;
+    call.endedAt = t0 + 12;
+    call.upstreamResponse(http, t0 + 12, { result: { tools: [] } }); // after the end: left out
+    expect(call.upstream).toHaveLength(3);
+    const built = buildCallEntries(call, deps);
+    expect(built.filter((e) => e.leg === 'upstream_request').map((e) => e.serverId)).toEqual(['srv-http', 'srv-dead', 'srv-http']);
+    expect(built.filter((e) => e.leg === 'upstream_response').map((e) => [e.serverId, e.status, e.durationMs])).toEqual([
+      ['srv-http', 'ok', 4],
+      ['srv-dead', 'error', 8],
+      ['srv-http', 'ok', 2],
+    ]);
+    expect(leg(built, 'client_response')).toMatchObject({ serverId: null, assignmentId: null, durationMs: 12, upstreamMs: 9, gatewayMs: 3 });
+    expect(leg(built, 'client_request')).toMatchObject({ serverId: null, method: 'tools/list' });
+  });
+
+  it('names no upstream on the client legs of a list, even when it asked one only', () => {
+    const call = fakeCall({ method: 'tools/list', answer: JSON.stringify({ jsonrpc: '2.0', id: 7, result: { tools: [] } }) });
+    call.endedAt = 0;
+    const http = { method: 'tools/list', entry: snapshots.current()!.gatewaysBySlug.get('eng')!.entries.find((e) => e.assignment.id === 'asg-http')! };
+    for (const cursor of [undefined, 'p2']) {
+      call.upstreamRequest(http, cursor ? { cursor } : {});
+      call.upstreamResponse(http, performance.now(), { result: { tools: [] } });
+    }
+    call.endedAt = performance.now();
+    const built = buildCallEntries(call, deps);
+    expect(built.filter((e) => e.leg === 'upstream_response').map((e) => e.serverId)).toEqual(['srv-http', 'srv-http']);
+    expect(leg(built, 'client_response')).toMatchObject({ serverId: null, assignmentId: null });
+  });
+
   it('writes each entry as exactly its JSON, with the fields its legs share written once', async () => {
     await tokens.ready();
     const blocked = fakeCall({ upstream: { result: { content: [] } } });
     blocked.policy({ ruleId: 'rule-secrets', ruleName: 'Block "keys"', action: 'block', findings: ['AWS_KEY'], detail: 'line\nbreak \u2028', alert: true });
-    const cancelled = fakeCall({ answer: null });
-    cancelled.upstreamRequest(echoTarget(), { name: 'echo' });
+    const cancelled = fakeCall({ answer: null, upstream: 'unanswered' });
     cancelled.aborted = true;
     const calls: AuditedCall[] = [
       fakeCall({ upstream: { result: { content: [{ type: 'text', text: 'Echo: "quoted" \\ \u0000 é 😀' }] } } }),

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Result } from '@modelcontextprotocol/sdk/types.js';
 import { AuditedCall, type AuditorContext } from '../../../data-plane/audit/call-auditor.js';
 import { DIRECT_CLIENTS } from '../../../data-plane/policy/client-address.js';
-import type { RoutedTarget } from '../../../data-plane/mcp/router.js';
+import type { UpstreamTarget } from '../../../data-plane/mcp/router.js';
 import { admitRequest } from '../../../data-plane/policy/admit.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { TOKENS, fixtureSnapshot } from '../data-plane/fixtures.js';
@@ -16,17 +16,17 @@ export function fakeRequest(headers: Record<string, string> = {}, remoteAddress 
   return { headers: { 'user-agent': 'unit/1', authorization: `Bearer ${TOKENS.eng}`, ...headers }, socket: { remoteAddress } } as unknown as IncomingMessage;
 }
 
-export function echoTarget(): RoutedTarget {
+export function echoTarget(): UpstreamTarget {
   const exposed = snapshots.current()!.gatewaysBySlug.get('eng')!.features.tools.get('web__echo')!;
-  return { method: 'tools/call', exposed, upstreamName: 'echo' };
+  return { method: 'tools/call', entry: exposed.entry };
 }
 
 export interface FakeCallOptions {
   readonly context?: AuditorContext;
   readonly headers?: Record<string, string>;
   readonly message?: string;
-  /** The upstream's result, or an error it threw; omitted: no upstream leg. */
-  readonly upstream?: { readonly result: Result } | { readonly error: unknown };
+  /** The upstream's result, an error it threw, or `unanswered` (sent, no answer before the call ended); omitted: no upstream leg. */
+  readonly upstream?: { readonly result: Result } | { readonly error: unknown } | 'unanswered';
   /** The JSON-RPC answer written to the client; omitted: derived from `upstream`. */
   readonly answer?: string | null;
   readonly method?: string;
@@ -44,16 +44,17 @@ export function fakeCall(options: FakeCallOptions = {}): AuditedCall {
   if (options.upstream) {
     const target = echoTarget();
     call.upstreamRequest(target, { ...params, name: 'echo' });
-    call.upstreamResponse(target, performance.now(), options.upstream);
+    if (options.upstream !== 'unanswered') call.upstreamResponse(target, performance.now(), options.upstream);
   }
+  const answered = options.upstream === 'unanswered' ? undefined : options.upstream;
   const answer =
     options.answer === undefined
-      ? options.upstream && 'result' in options.upstream
-        ? JSON.stringify({ jsonrpc: '2.0', id: 7, result: options.upstream.result })
+      ? answered && 'result' in answered
+        ? JSON.stringify({ jsonrpc: '2.0', id: 7, result: answered.result })
         : JSON.stringify({ jsonrpc: '2.0', id: 7, error: { code: -32060, message: 'upstream failed', data: { code: 'UPSTREAM_UNREACHABLE' } } })
       : options.answer;
   // As the endpoint does when it answers with the upstream's result object itself.
-  if (options.answer === undefined && options.upstream && 'result' in options.upstream) call.answered(options.upstream.result);
+  if (options.answer === undefined && answered && 'result' in answered) call.answered(answered.result);
   if (answer !== null) call.responded(answer);
   call.endedAt = performance.now();
   call.statusCode = 200;
