@@ -45,7 +45,9 @@ export function pinKey(featureType: FeatureType, upstreamName: string): string {
  * serves, pins are rechecked on the live definitions, names are namespaced and metadata
  * overrides applied. Entries keep snapshot order. With `paging`, the merged list is
  * served in pages with opaque cursors (see {@link ListPager}); an invalid cursor throws
- * an `RpcError` (-32602). With `audit`, each upstream page request is an upstream leg of the call (request and
+ * an `RpcError` (-32602). A next page of a list this replica built a moment ago comes from
+ * the list it kept (no fan-out, no upstream legs; the upstreams it left out named again).
+ * With `audit`, each upstream page request is an upstream leg of the call (request and
  * response, or the error that ended it); past the deadline no further page is asked for.
  */
 export async function listAcrossGateway(
@@ -60,6 +62,9 @@ export async function listAcrossGateway(
 ): Promise<Result> {
   const listing = LISTINGS[featureType];
   const where = { featureType, gatewayId: gateway.gateway.id, snapshotVersion: compiled.version };
+  // A next page of a list this replica built: from the list it kept, without a fan-out.
+  const resumed = paging?.pager.resume<Record<string, unknown>>(paging.cursor, where);
+  if (resumed) return listResult(listing.member, resumed.page, resumed.extra as UnavailableUpstream[]);
   const entries = gateway.entries.filter(
     (entry) => entry.assignment.enabled && entry.assignment.features[featureType].some((feature) => feature.withheld === undefined),
   );
@@ -86,7 +91,7 @@ export async function listAcrossGateway(
     logger.warn({ server, code, err: error }, `${listing.method} left out an upstream`);
     unavailable.push({ server, code, message });
   });
-  const page = paging ? paging.pager.page(merged, (item) => String(item[listing.nameKey]), where, paging.cursor) : { items: merged, nextCursor: undefined };
+  const page = paging ? paging.pager.page(merged, (item) => String(item[listing.nameKey]), where, paging.cursor, unavailable) : { items: merged, nextCursor: undefined };
   return listResult(listing.member, page, unavailable);
 }
 

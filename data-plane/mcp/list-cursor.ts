@@ -22,6 +22,32 @@ export interface ListPage<T> {
   readonly nextCursor: string | undefined;
 }
 
+/** Which list a cursor is for. */
+export interface ListWhere {
+  readonly featureType: FeatureType;
+  readonly gatewayId: string;
+  readonly snapshotVersion: number;
+}
+
+/** How long, and how many, merged lists a replica keeps for the next pages of clients paging through them. */
+export interface KeptListLimits {
+  /** Milliseconds a kept list serves next pages after it was built (default 30 s). */
+  readonly ttlMs: number;
+  /** Lists kept at once, least recently built dropped first (default 16). */
+  readonly maxLists: number;
+  /** Items of all kept lists together, the bound on their memory (default 20,000; a longer list is not kept). */
+  readonly maxItems: number;
+}
+
+export const DEFAULT_KEPT_LISTS: KeptListLimits = { ttlMs: 30_000, maxLists: 16, maxItems: 20_000 };
+
+interface KeptList {
+  readonly items: readonly unknown[];
+  /** What the caller kept with the list (the upstreams left out of it). */
+  readonly extra: unknown;
+  readonly expiresAt: number;
+}
+
 const VERSION_TAG = 'c1';
 const MAC_BYTES = 16;
 
@@ -31,21 +57,50 @@ const MAC_BYTES = 16;
  * cursor carries where the next page starts: `c1.<base64url claims>.<base64url mac>`
  * with the feature type, gateway, snapshot version, a digest of the merged list's names
  * and the offset, HMAC-SHA256 signed with a key derived once from the session secret
- * (every replica holding it accepts every cursor). The next page lists again and checks
- * the digest: a list that changed in between (new snapshot, an upstream's list changed
- * or answered differently) makes the cursor invalid rather than skipping or repeating items.
+ * (every replica holding it accepts every cursor).
+ *
+ * The replica that served a first page keeps the merged list a short while
+ * ({@link KeptListLimits}) and serves the next pages from it ({@link resume}): no fan-out
+ * per page, and one consistent list however the upstreams answer meanwhile. Elsewhere
+ * (another replica, or once it expired) the next page lists again and checks the digest:
+ * a list that changed in between (new snapshot, an upstream's list changed or answered
+ * differently) makes the cursor invalid rather than skipping or repeating items.
  * Any cursor not issued here, for another gateway or type, or stale gets -32602.
  */
 export class ListPager {
   private readonly key: Buffer;
+  /** Merged lists by `gateway, type, snapshot version, digest`, oldest first. */
+  readonly #kept = new Map<string, KeptList>();
+  #keptItems = 0;
 
   constructor(
     secret: string,
     /** Items per page. */
     readonly pageSize: number,
+    private readonly keptLists: KeptListLimits = DEFAULT_KEPT_LISTS,
+    private readonly clock: () => number = Date.now,
   ) {
     if (!Number.isInteger(pageSize) || pageSize < 1) throw new TypeError(`list page size must be a positive integer, got ${pageSize}`);
     this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'gatehouse-list-cursor', VERSION_TAG, 32));
+  }
+
+  /**
+   * The page a cursor points at, from the list this replica kept when it issued the
+   * cursor, and what was kept with it; undefined when it keeps none (list again, then
+   * {@link page}). Throws {@link RpcError} (-32602) for a cursor that is not valid here.
+   */
+  resume<T>(cursor: unknown, where: ListWhere): { readonly page: ListPage<T>; readonly extra: unknown } | undefined {
+    if (cursor === undefined) return undefined;
+    const claims = this.claimsFor(cursor, where);
+    const key = keptKey(where, claims.h);
+    const kept = this.#kept.get(key);
+    if (!kept) return undefined;
+    if (kept.expiresAt <= this.clock()) {
+      this.forget(key);
+      return undefined;
+    }
+    if (claims.o > kept.items.length) throw changed(where);
+    return { page: this.slice(kept.items as readonly T[], where, claims.h, claims.o), extra: kept.extra };
   }
 
   /**
@@ -53,29 +108,53 @@ export class ListPager {
    * gives each item's exposed name, for the list digest. Throws {@link RpcError}
    * (-32602) for a cursor that is not valid for this list.
    */
-  page<T>(
-    items: readonly T[],
-    names: (item: T) => string,
-    where: { readonly featureType: FeatureType; readonly gatewayId: string; readonly snapshotVersion: number },
-    cursor: unknown,
-  ): ListPage<T> {
-    if (cursor !== undefined && typeof cursor !== 'string') throw invalid('params.cursor must be a string');
+  page<T>(items: readonly T[], names: (item: T) => string, where: ListWhere, cursor: unknown, extra?: unknown): ListPage<T> {
     // The common case, one page and no cursor, skips the digest.
     if (cursor === undefined && items.length <= this.pageSize) return { items, nextCursor: undefined };
+    const claims = cursor === undefined ? undefined : this.claimsFor(cursor, where);
     const digest = listDigest(items, names);
-    let offset = 0;
-    if (cursor !== undefined) {
-      const claims = this.decode(cursor);
-      if (!claims || claims.t !== where.featureType || claims.g !== where.gatewayId) throw invalid(`the cursor is not a cursor of this gateway's ${LIST_METHODS[where.featureType]}`);
-      if (claims.v !== where.snapshotVersion || claims.h !== digest || claims.o > items.length) {
-        throw invalid(`the list changed since this cursor was issued; call ${LIST_METHODS[where.featureType]} again without a cursor`);
-      }
-      offset = claims.o;
-    }
+    if (claims && (claims.h !== digest || claims.o > items.length)) throw changed(where);
+    const page = this.slice(items, where, digest, claims?.o ?? 0);
+    if (page.nextCursor !== undefined) this.keep(where, digest, items, extra);
+    return page;
+  }
+
+  /** Lists kept now (expired ones included until they are looked up or pushed out). */
+  get keptCount(): number {
+    return this.#kept.size;
+  }
+
+  private slice<T>(items: readonly T[], where: ListWhere, digest: string, offset: number): ListPage<T> {
     const end = offset + this.pageSize;
     const nextCursor =
       end < items.length ? this.encode({ t: where.featureType, g: where.gatewayId, v: where.snapshotVersion, h: digest, o: end }) : undefined;
     return { items: items.slice(offset, end), nextCursor };
+  }
+
+  private keep(where: ListWhere, digest: string, items: readonly unknown[], extra: unknown): void {
+    const limits = this.keptLists;
+    if (limits.maxLists < 1 || items.length > limits.maxItems) return;
+    const key = keptKey(where, digest);
+    this.forget(key); // re-inserted last: the newest
+    this.#kept.set(key, { items, extra, expiresAt: this.clock() + limits.ttlMs });
+    this.#keptItems += items.length;
+    while (this.#kept.size > limits.maxLists || this.#keptItems > limits.maxItems) this.forget(this.#kept.keys().next().value!);
+  }
+
+  private forget(key: string): void {
+    const kept = this.#kept.get(key);
+    if (!kept) return;
+    this.#kept.delete(key);
+    this.#keptItems -= kept.items.length;
+  }
+
+  /** A cursor's claims, checked against the list asked for; throws -32602 otherwise. */
+  private claimsFor(cursor: unknown, where: ListWhere): CursorClaims {
+    if (typeof cursor !== 'string') throw invalid('params.cursor must be a string');
+    const claims = this.decode(cursor);
+    if (!claims || claims.t !== where.featureType || claims.g !== where.gatewayId) throw invalid(`the cursor is not a cursor of this gateway's ${LIST_METHODS[where.featureType]}`);
+    if (claims.v !== where.snapshotVersion) throw changed(where);
+    return claims;
   }
 
   private encode(claims: CursorClaims): string {
@@ -116,6 +195,14 @@ function listDigest<T>(items: readonly T[], names: (item: T) => string): string 
   const hash = createHash('sha256');
   for (const item of items) hash.update(names(item)).update('\u0000');
   return hash.digest('base64url').slice(0, 22);
+}
+
+function keptKey(where: ListWhere, digest: string): string {
+  return `${where.gatewayId}\u0000${where.featureType}\u0000${where.snapshotVersion}\u0000${digest}`;
+}
+
+function changed(where: ListWhere): RpcError {
+  return invalid(`the list changed since this cursor was issued; call ${LIST_METHODS[where.featureType]} again without a cursor`);
 }
 
 function invalid(message: string): RpcError {

@@ -106,3 +106,39 @@ describe('gateway-side pagination of merged lists', () => {
     expect(await response.json()).toMatchObject({ id: 2, error: { code: -32602, message: 'params.cursor must be a string' } });
   });
 });
+
+describe('next pages from the list the replica kept', () => {
+  it('serves a client paging through a list one consistent list, without asking the upstreams again', async () => {
+    const gone = await startHttpFixture('misbehaving-server', { FIXTURE_MODE: 'many-pages', FIXTURE_PAGES: '5' });
+    const source = new InMemorySnapshotSource();
+    source.offer(proxySnapshot({ 'srv-http': { ...setup, upstream: { kind: 'remote', url: gone.url, transport: 'streamable-http', allowInsecure: false } } }));
+    const keeper = buildDataPlane({ port: 0, sessionSecret: SECRET, listPageSize: 2 }, { snapshots: source });
+    const other = buildDataPlane({ port: 0, sessionSecret: SECRET, listPageSize: 2 }, { snapshots: source });
+    const here = await connectClient((await keeper.listen()).url);
+    const there = await connectClient((await other.listen()).url);
+    try {
+      const first = await here.client.listTools();
+      expect(first.tools.map((tool) => tool.name)).toEqual(['web__tool_1', 'web__tool_2']);
+      // The upstream goes away: listing again could no longer give the same list.
+      await gone.close();
+      const second = await here.client.listTools({ cursor: first.nextCursor! });
+      expect(second.tools.map((tool) => tool.name)).toEqual(['web__tool_3', 'web__tool_4']);
+      const last = await here.client.listTools({ cursor: second.nextCursor! });
+      expect(last.tools.map((tool) => tool.name)).toEqual(['web__tool_5']);
+      // Another replica has no kept list: it lists again, and the list changed.
+      const elsewhere = await rpcError(there.client.listTools({ cursor: first.nextCursor! }));
+      expect(elsewhere.code).toBe(-32602);
+      expect(elsewhere.message).toContain('the list changed since this cursor was issued');
+      // A first page always lists again.
+      const fresh = await here.client.listTools();
+      expect(fresh.tools).toEqual([]);
+      expect(fresh._meta?.['gatehouse/unavailable']).toEqual([expect.objectContaining({ server: expect.any(String) })]);
+    } finally {
+      await here.close();
+      await there.close();
+      await keeper.close();
+      await other.close();
+    }
+  });
+});
+
