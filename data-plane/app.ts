@@ -56,7 +56,12 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
   const clientAddress: ClientAddressConfig = { trustedProxyHops: config.rateLimit.trustedProxyHops, forwardedHeader: config.rateLimit.forwardedHeader };
   const logger = redactingLogger(deps.logger ?? silentLogger()); // [proxy] secrets redacted in every logged object
   const clock = deps.clock ?? Date.now;
-  const pool = new UpstreamPool({ clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION }, logger, circuitBreaker: config.circuitBreaker });
+  const pool = new UpstreamPool({
+    clientInfo: { name: 'gatehouse-data-plane', version: GATEHOUSE_VERSION },
+    logger,
+    circuitBreaker: config.circuitBreaker,
+    managedProbe: config.managedProbe,
+  });
   // ── [ops] Host/Origin guard and rate limiter, built once per data plane ──
   const metrics = processMetrics();
   const unregisterMetrics = metrics.register({ snapshots: deps.snapshots, pool });

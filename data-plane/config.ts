@@ -27,6 +27,20 @@ export interface DataPlaneConfig {
    * Default 5 failures, 10 s.
    */
   readonly circuitBreaker: { readonly failureThreshold: number; readonly coolDownMs: number };
+  /**
+   * [proxy] Health probe of managed servers: an upstream session that answered nothing for
+   * `intervalMs` gets an MCP `ping`; `failures` pings in a row unanswered within `timeoutMs`
+   * mean the process is hung, and it is restarted. Default 30 s, 5 s, 2; `intervalMs` 0
+   * turns probing off.
+   */
+  readonly managedProbe: { readonly intervalMs: number; readonly timeoutMs: number; readonly failures: number };
+  /**
+   * [proxy] A call whose SSE stream lost its client keeps running this long for the client
+   * to resume it (GET with `Last-Event-ID`); then it is cancelled upstream. Default 30 s.
+   */
+  readonly streamResumeGraceMs: number;
+  /** [proxy] A call unanswered after this long starts a resumable SSE stream (a priming event); 0: only when a message comes. Default 5 s. */
+  readonly streamPrimeAfterMs: number;
   // ── [ops] DNS-rebinding protection, rate limits (issue 4, operations) ──
   /** The base URL clients reach this data plane at; its host is allowed by default. */
   readonly publicUrl: string | undefined;
@@ -72,7 +86,7 @@ export interface RateLimitConfig {
   readonly ipv6PrefixLength: number;
 }
 
-export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit' | 'circuitBreaker'>> &
+export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit' | 'circuitBreaker' | 'managedProbe'>> &
   Pick<DataPlaneConfig, 'sessionSecret'> & {
     readonly rateLimit?: {
       readonly perIp?: Partial<BucketConfig>;
@@ -83,6 +97,7 @@ export type DataPlaneConfigInput = Partial<Omit<DataPlaneConfig, 'rateLimit' | '
       readonly ipv6PrefixLength?: number;
     };
     readonly circuitBreaker?: Partial<DataPlaneConfig['circuitBreaker']>; // [proxy]
+    readonly managedProbe?: Partial<DataPlaneConfig['managedProbe']>; // [proxy]
   };
 
 /** Loopback names always allowed as `Host` unless `allowedHosts` is set explicitly. */
@@ -100,6 +115,13 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
     callTimeoutMs: input.callTimeoutMs ?? 60_000,
     listPageSize: input.listPageSize ?? 100,
     circuitBreaker: { failureThreshold: input.circuitBreaker?.failureThreshold ?? 5, coolDownMs: input.circuitBreaker?.coolDownMs ?? 10_000 },
+    managedProbe: {
+      intervalMs: input.managedProbe?.intervalMs ?? 30_000,
+      timeoutMs: input.managedProbe?.timeoutMs ?? 5_000,
+      failures: input.managedProbe?.failures ?? 2,
+    },
+    streamResumeGraceMs: input.streamResumeGraceMs ?? 30_000,
+    streamPrimeAfterMs: input.streamPrimeAfterMs ?? 5_000,
     publicUrl: input.publicUrl,
     allowedHosts: [],
     allowedOrigins: [],
@@ -119,7 +141,7 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) {
     throw new TypeError(`data plane option "port" must be an integer from 0 to 65535, got ${config.port}`);
   }
-  for (const name of ['sessionMaxAgeMs', 'maxBodyBytes', 'listTimeoutMs', 'callTimeoutMs', 'listPageSize'] as const) {
+  for (const name of ['sessionMaxAgeMs', 'maxBodyBytes', 'listTimeoutMs', 'callTimeoutMs', 'listPageSize', 'streamResumeGraceMs'] as const) {
     if (!Number.isInteger(config[name]) || config[name] <= 0) {
       throw new TypeError(`data plane option "${name}" must be a positive integer, got ${config[name]}`);
     }
@@ -130,6 +152,19 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
   }
   if (!Number.isInteger(config.circuitBreaker.coolDownMs) || config.circuitBreaker.coolDownMs <= 0) {
     throw new TypeError(`data plane option "circuitBreaker.coolDownMs" must be a positive integer, got ${config.circuitBreaker.coolDownMs}`);
+  }
+  if (!Number.isInteger(config.streamPrimeAfterMs) || config.streamPrimeAfterMs < 0) {
+    throw new TypeError(`data plane option "streamPrimeAfterMs" must be an integer ≥ 0 (0 primes only when a message comes), got ${config.streamPrimeAfterMs}`);
+  }
+  // [proxy] health probe of managed servers
+  if (!Number.isInteger(config.managedProbe.intervalMs) || config.managedProbe.intervalMs < 0) {
+    throw new TypeError(`data plane option "managedProbe.intervalMs" must be an integer ≥ 0 (0 turns the probe off), got ${config.managedProbe.intervalMs}`);
+  }
+  if (!Number.isInteger(config.managedProbe.timeoutMs) || config.managedProbe.timeoutMs <= 0) {
+    throw new TypeError(`data plane option "managedProbe.timeoutMs" must be a positive integer, got ${config.managedProbe.timeoutMs}`);
+  }
+  if (!Number.isInteger(config.managedProbe.failures) || config.managedProbe.failures < 1) {
+    throw new TypeError(`data plane option "managedProbe.failures" must be an integer ≥ 1, got ${config.managedProbe.failures}`);
   }
   // ── [ops] origin/host and rate-limit options ──
   let publicHost: string | undefined;
@@ -182,6 +217,7 @@ export function resolveDataPlaneConfig(input: DataPlaneConfigInput): DataPlaneCo
     allowedOrigins: Object.freeze(normalizedOrigins as string[]),
     rateLimit: Object.freeze(config.rateLimit),
     circuitBreaker: Object.freeze(config.circuitBreaker),
+    managedProbe: Object.freeze(config.managedProbe),
   });
 }
 
@@ -247,6 +283,18 @@ export const DATA_PLANE_VARIABLES: readonly DataPlaneVariable[] = [
   },
   { env: 'GATEHOUSE_RATE_LIMIT_IPV6_PREFIX', description: 'IPv6 clients share a per-IP bucket per network of this many bits (16-128; 128 keys single addresses)', default: '64' },
   { env: 'GATEHOUSE_LIST_PAGE_SIZE', description: 'items per page of merged tools/prompts/resources lists (more come with a cursor)', default: '100' },
+  {
+    env: 'GATEHOUSE_MANAGED_PROBE_INTERVAL_MS',
+    description: 'a managed server whose session answered nothing for this long gets an MCP ping; unanswered pings in a row restart its process (0 turns the probe off)',
+    default: '30000',
+  },
+  { env: 'GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS', description: 'how long a managed server has to answer a probe ping', default: '5000' },
+  {
+    env: 'GATEHOUSE_STREAM_RESUME_GRACE_MS',
+    description: 'a call whose SSE stream lost its client keeps running this long for the client to resume it with Last-Event-ID; then it is cancelled',
+    default: '30000',
+  },
+  { env: 'GATEHOUSE_STREAM_PRIME_AFTER_MS', description: 'a call unanswered after this long gets a resumable SSE stream (0: only when a message comes first)', default: '5000' },
   { env: 'REDIS_URL', description: 'redis://… to share rate-limit buckets and ended sessions across data-plane replicas', default: 'in memory, per process' },
   {
     env: 'GATEHOUSE_AUDIT_BUFFER_ENTRIES',
@@ -287,7 +335,10 @@ export interface DataPlaneEnvironment {
 }
 
 /** The options of {@link DataPlaneConfigInput} that come from the environment. */
-export type DataPlaneEnvironmentOptions = Pick<DataPlaneConfigInput, 'publicUrl' | 'allowedHosts' | 'allowedOrigins' | 'rateLimit' | 'redisUrl' | 'listPageSize'>;
+export type DataPlaneEnvironmentOptions = Pick<
+  DataPlaneConfigInput,
+  'publicUrl' | 'allowedHosts' | 'allowedOrigins' | 'rateLimit' | 'redisUrl' | 'listPageSize' | 'managedProbe' | 'streamResumeGraceMs' | 'streamPrimeAfterMs'
+>;
 
 /** Reads the [ops] variables; each is checked with the same rules as the config option, naming the variable. */
 function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneEnvironmentOptions {
@@ -337,6 +388,18 @@ function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneE
   if (redisUrl !== undefined) check('REDIS_URL', { redisUrl });
   const listPageSize = number('GATEHOUSE_LIST_PAGE_SIZE');
   if (listPageSize !== undefined) check('GATEHOUSE_LIST_PAGE_SIZE', { listPageSize });
+  const probeIntervalMs = number('GATEHOUSE_MANAGED_PROBE_INTERVAL_MS');
+  if (probeIntervalMs !== undefined) check('GATEHOUSE_MANAGED_PROBE_INTERVAL_MS', { managedProbe: { intervalMs: probeIntervalMs } });
+  const probeTimeoutMs = number('GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS');
+  if (probeTimeoutMs !== undefined) check('GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS', { managedProbe: { timeoutMs: probeTimeoutMs } });
+  const streamResumeGraceMs = number('GATEHOUSE_STREAM_RESUME_GRACE_MS');
+  if (streamResumeGraceMs !== undefined) check('GATEHOUSE_STREAM_RESUME_GRACE_MS', { streamResumeGraceMs });
+  const streamPrimeAfterMs = number('GATEHOUSE_STREAM_PRIME_AFTER_MS');
+  if (streamPrimeAfterMs !== undefined) check('GATEHOUSE_STREAM_PRIME_AFTER_MS', { streamPrimeAfterMs });
+  const managedProbe = {
+    ...(probeIntervalMs === undefined ? {} : { intervalMs: probeIntervalMs }),
+    ...(probeTimeoutMs === undefined ? {} : { timeoutMs: probeTimeoutMs }),
+  };
   return Object.freeze({
     ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(allowedHosts === undefined ? {} : { allowedHosts }),
@@ -344,6 +407,9 @@ function loadOpsOptions(value: (name: string) => string | undefined): DataPlaneE
     rateLimit,
     ...(redisUrl === undefined ? {} : { redisUrl }),
     ...(listPageSize === undefined ? {} : { listPageSize }),
+    ...(Object.keys(managedProbe).length === 0 ? {} : { managedProbe }),
+    ...(streamResumeGraceMs === undefined ? {} : { streamResumeGraceMs }),
+    ...(streamPrimeAfterMs === undefined ? {} : { streamPrimeAfterMs }),
   });
 }
 

@@ -96,6 +96,10 @@ export class AuditedCall implements CallAuditHook {
   endedAt = 0;
   /** The connection closed before the answer was written (the client went away). */
   aborted = false;
+  /** Whether a held call's answer reached a client ({@link hold}); undefined: read from the response. */
+  delivered: boolean | undefined;
+  #held = false;
+  #finishLater: (() => void) | undefined;
 
   /** The request's headers (not the request itself: a record lives until the next flush). */
   readonly headers: HttpRequest['headers'];
@@ -191,6 +195,31 @@ export class AuditedCall implements CallAuditHook {
     (this.actions ??= []).push({ action, at: performance.now() });
   }
 
+  /**
+   * Keeps the record open after its response closed: a call whose stream the client may
+   * resume on another connection (`call-streams.ts`) ends when {@link settle} says so.
+   */
+  hold(): void {
+    this.#held = true;
+  }
+
+  /** Ends a {@link hold}: `delivered` says whether the stream's end reached a client connection. */
+  settle(delivered: boolean): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.delivered = delivered;
+    const finish = this.#finishLater;
+    this.#finishLater = undefined;
+    finish?.();
+  }
+
+  /** @internal The response closed: finish now, or once the hold is settled. */
+  finishWhenSettled(finish: () => void): boolean {
+    if (!this.#held) return false;
+    this.#finishLater = finish;
+    return true;
+  }
+
   /** Entries this call will produce, for the buffer's bound. */
   legCount(): number {
     return 2 + 2 * (this.upstream?.length ?? 0) + (this.actions?.length ?? 0) + (this.refusal ? 1 : 0);
@@ -228,10 +257,11 @@ export class CallAuditor {
 
   /** @internal */
   finish(call: AuditedCall, res: ServerResponse): void {
+    if (call.finishWhenSettled(() => this.finish(call, res))) return;
     call.endedAt = performance.now();
     call.statusCode = res.statusCode;
     // A batch element's captured response has no `writableFinished`.
-    call.aborted = !(res.writableFinished ?? res.writableEnded);
+    call.aborted = call.delivered === undefined ? !(res.writableFinished ?? res.writableEnded) : !call.delivered;
     if (!call.sessionId) {
       // initialize: the session it issued.
       const issued = res.getHeader('mcp-session-id');

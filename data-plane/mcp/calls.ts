@@ -4,7 +4,7 @@ import type { CallRelay, RelayedMessage } from '../upstream/relay.js';
 import type { JsonRpcId } from './json-rpc.js';
 import { sessionTag, type RelayedClientCapabilities } from './session-id.js';
 import { logLevelRank } from './session-log-levels.js';
-import type { SseStream } from './sse.js';
+import type { CallStreamSink } from './call-streams.js';
 
 /** Ids the gateway gives server-to-client requests it relays (the client answers under them). */
 export const RELAYED_ID_PREFIX = 'gatehouse-';
@@ -29,7 +29,9 @@ export interface CallRelayOptions {
   /** As declared at initialize (from the session claims); undefined: nothing declared. */
   readonly capabilities: RelayedClientCapabilities | undefined;
   /** The call's SSE response stream; undefined when the client gets a JSON answer. */
-  readonly stream: SseStream | undefined;
+  readonly stream: CallStreamSink | undefined;
+  /** The session's protocol lets the gateway close the stream for the client to poll (2025-11-25, SEP-1699): an upstream's pause is passed on. */
+  readonly pausable?: boolean;
   /** The client's `_meta.progressToken`, when it asked for progress. */
   readonly progressToken: ProgressToken | undefined;
   /** Log messages less severe than this rank are dropped (the session's `logging/setLevel`); undefined: all relayed. */
@@ -113,6 +115,7 @@ export class CallRegistry {
           ? undefined
           : (progress: Progress) => send({ method: 'notifications/progress', params: { ...progress, progressToken } }),
       request: (request, signal) => this.relayRequest(options, request, signal),
+      ...(stream && options.pausable ? { pause: () => stream.pause() } : {}),
     };
   }
 

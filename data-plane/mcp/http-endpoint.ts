@@ -14,7 +14,7 @@ import { auditBatchElement, callAudit } from '../audit/call-auditor.js'; // [aud
 import { RulesRuntime } from './rules-stage.js'; // [rules]
 import { CallRegistry, RELAYED_ID_PREFIX } from './calls.js';
 import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
-import { SseStream } from './sse.js';
+import { CallStreams } from './call-streams.js'; // [proxy]
 import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, sessionTag, type SessionClaims } from './session-id.js';
 import { answerBatch, batchRefusal } from './batch.js'; // [proxy]
 import { ListPager } from './list-cursor.js'; // [proxy]
@@ -60,6 +60,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const logLevels = deps.sessionLogLevels ?? new SessionLogLevels(config.sessionMaxAgeMs);
   const listPages = new ListPager(config.sessionSecret, config.listPageSize); // [proxy] cursors of merged lists
   const calls = new CallRegistry();
+  const callStreams = new CallStreams({ resumeGraceMs: config.streamResumeGraceMs, primeAfterMs: config.streamPrimeAfterMs }); // [proxy] resumable POST streams
   const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
   const rules = new RulesRuntime(); // [rules] compiled once per snapshot and gateway
   pool.onNotification((upstreamKey, notification) => streams.onUpstreamNotification(upstreamKey, notification));
@@ -113,6 +114,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       const session = checkSession(req, admission, now);
       if (!session.ok) return sendError(res, session.status, null, JSON_RPC_ERRORS.INVALID_REQUEST, session.message);
       const lastEventId = req.headers['last-event-id'];
+      // [proxy] The rest of a call's stream the client lost (or was asked to poll for).
+      if (typeof lastEventId === 'string' && CallStreams.isCallStreamEventId(lastEventId) && callStreams.resume(session.id, lastEventId, res)) return;
       const opened = streams.open(session.id, session.claims, config.sessionMaxAgeMs, res, typeof lastEventId === 'string' ? lastEventId : undefined, now);
       if (!opened) return sendError(res, 409, null, JSON_RPC_ERRORS.INVALID_REQUEST, 'this session already has an open GET stream; close it before opening another');
       return;
@@ -197,10 +200,17 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     // Calls that may produce interim messages answer on an SSE stream when the client takes one.
     const streamed = STREAMED_METHODS.has(message.method);
     // Deferred: the stream starts with the first interim message; a call with none is answered as JSON.
-    const stream = streamed && acceptsEventStream(req.headers.accept) ? new SseStream(res, {}, { deferred: true }) : undefined;
+    // A stream the client can resume: its connection dropping cancels the call only when it
+    // never started or the client did not come back in time (`call-streams.ts`).
+    const audited = callAudit(res); // [audit] a stream that may outlive its response keeps the record open
+    const stream =
+      streamed && acceptsEventStream(req.headers.accept)
+        ? callStreams.open(session.id, res, audited ? { started: () => audited.hold(), settled: (delivered) => audited.settle(delivered) } : undefined)
+        : undefined;
     const call = calls.begin(session.id, message.id);
     const onGone = () => call.abort();
-    res.once('close', onGone);
+    if (stream) stream.onAbandon(onGone);
+    else res.once('close', onGone);
     const meta = message.params?._meta;
     const progressToken = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>).progressToken : undefined;
     const reply = (body: string) => {
@@ -231,6 +241,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
                 stream,
                 progressToken: typeof progressToken === 'string' || typeof progressToken === 'number' ? progressToken : undefined,
                 minimumLogRank: logLevels.minimumRank(session.id, now),
+                pausable: session.claims.protocolVersion >= POLLING_PROTOCOL_VERSION,
               }),
             }
           : {}),
@@ -253,7 +264,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       logger.error({ err: error, correlationId, method: message.method }, 'unexpected error while routing');
       return reply(errorMessage(message.id, { code: JSON_RPC_ERRORS.INTERNAL_ERROR, message: `internal error (correlation id ${correlationId})` }));
     } finally {
-      res.off('close', onGone);
+      if (!stream) res.off('close', onGone);
       call.finish();
     }
   };
@@ -329,6 +340,9 @@ export function gatewayCapabilities(gateway: CompiledGateway): Record<string, ob
 
 /** Requests whose upstream may send progress, logging or requests before answering. */
 const STREAMED_METHODS = new Set(['tools/call', 'prompts/get', 'resources/read']);
+
+/** The first protocol version in which a server may close a call's stream for the client to poll the rest (SEP-1699). */
+const POLLING_PROTOCOL_VERSION = '2025-11-25';
 
 /** JSON-RPC code for a request the client cancelled (as LSP uses; MCP sends no answer on SSE). */
 const REQUEST_CANCELLED = -32800;

@@ -57,17 +57,24 @@ export class SseStream {
     this.closeListeners.add(listener);
   }
 
+  /** Starts the stream with a priming event: an id to resume from, `retry` (ms) for the client's reconnection, no data. */
+  prime(eventId: string, retryMs: number): void {
+    if (!this.isOpen) return;
+    this.start();
+    this.res.write(`id: ${eventId}\nretry: ${retryMs}\ndata: \n\n`);
+  }
+
   send(message: string, eventId?: string): void {
     if (!this.isOpen) return;
     this.start();
     this.res.write(`${eventId === undefined ? '' : `id: ${eventId}\n`}event: message\ndata: ${message}\n\n`);
   }
 
-  /** Sends a last message and ends the stream, in one write. */
-  finish(message: string): void {
+  /** Sends a last message (with an id when given) and ends the stream, in one write. */
+  finish(message: string, eventId?: string): void {
     if (!this.isOpen) return this.end();
     this.start();
-    this.res.end(`event: message\ndata: ${message}\n\n`);
+    this.res.end(`${eventId === undefined ? '' : `id: ${eventId}\n`}event: message\ndata: ${message}\n\n`);
     this.closed();
   }
 

@@ -152,10 +152,24 @@ export class DataPlaneMetrics {
     });
     new prom.Gauge({
       name: 'gatehouse_data_plane_managed_process_restarts',
-      help: 'Restarts of a managed server process after it exited on its own, per assignment in use (0 for remote servers)',
+      help: 'Restarts of a managed server process after it exited on its own or was found hung, per assignment in use (0 for remote servers)',
       labelNames: ['gateway', 'server', 'assignment'] as const,
       registers,
       collect: perEntry((connection) => connection.processRestarts),
+    });
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_managed_probe_failures',
+      help: 'Health-probe pings of an idle managed server that failed or went unanswered, per assignment in use (0 for remote servers)',
+      labelNames: ['gateway', 'server', 'assignment'] as const,
+      registers,
+      collect: perEntry((connection) => connection.probeFailures),
+    });
+    new prom.Gauge({
+      name: 'gatehouse_data_plane_managed_process_hang_restarts',
+      help: 'Managed server processes killed and restarted because they stopped answering health-probe pings, per assignment in use (also counted in managed_process_restarts)',
+      labelNames: ['gateway', 'server', 'assignment'] as const,
+      registers,
+      collect: perEntry((connection) => connection.hangRestarts),
     });
     new prom.Gauge({
       name: 'gatehouse_data_plane_upstream_connections',

@@ -11,6 +11,8 @@ export interface RequestStreamRouting {
   onRequestStreamMessage?: ((requestId: string | number, message: JSONRPCMessage) => boolean) | undefined;
   /** The request's answer stream ended without its response; true when the hook failed the request. */
   onRequestStreamEnded?: ((requestId: string | number) => boolean) | undefined;
+  /** The server closed the request's answer stream to be polled for the rest (SEP-1699); the transport resumes it. */
+  onRequestStreamPaused?: ((requestId: string | number) => void) | undefined;
 }
 
 export interface DirectRequestOptions {
@@ -62,6 +64,11 @@ export class DirectCalls {
   private sequence = 0;
   private readonly pending = new Map<string, PendingCall>();
   private closed = false;
+  /**
+   * `performance.now()` of the last answer (result or error) to a direct request, late
+   * ones included; the session's opening until the first. The idle probe reads it.
+   */
+  lastAnswerAt = performance.now();
 
   /** Takes over the transport's callbacks; call after the `Client` connected it. */
   constructor(private readonly transport: Transport & RequestStreamRouting) {
@@ -75,6 +82,10 @@ export class DirectCalls {
       clientClose?.();
     };
     transport.onRequestStreamMessage = (requestId, message) => this.onStreamMessage(requestId, message);
+    // An upstream that asks to be polled: the client's stream of the call is paused likewise, where it can be.
+    transport.onRequestStreamPaused = (requestId) => {
+      if (typeof requestId === 'string') this.pending.get(requestId)?.relay?.pause?.();
+    };
     transport.onRequestStreamEnded = (requestId) => {
       const call = typeof requestId === 'string' ? this.pending.get(requestId) : undefined;
       call?.reject(new DirectCallClosed('the upstream closed the response stream before answering'));
@@ -85,6 +96,11 @@ export class DirectCalls {
   /** Calls in flight. */
   get size(): number {
     return this.pending.size;
+  }
+
+  /** The session closed: every request fails at once. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /**
@@ -154,6 +170,7 @@ export class DirectCalls {
     const record = message as { id?: unknown; method?: unknown; params?: Record<string, unknown>; result?: unknown; error?: unknown };
     if (record.method === undefined) {
       if (typeof record.id !== 'string' || !record.id.startsWith(ID_PREFIX)) return false;
+      this.lastAnswerAt = performance.now();
       const call = this.pending.get(record.id);
       if (!call) return true; // the answer to a call that already ended (timed out, cancelled)
       if (record.error !== undefined) call.reject(upstreamError(record.error));

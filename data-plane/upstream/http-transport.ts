@@ -75,6 +75,8 @@ export class UndiciStreamableHttpTransport implements Transport, RequestStreamRo
   onRequestStreamMessage?: ((requestId: RequestId, message: JSONRPCMessage) => boolean) | undefined;
   /** A request's answer stream ended without its response; true when the hook failed the request itself. */
   onRequestStreamEnded?: ((requestId: RequestId) => boolean) | undefined;
+  /** The server closed a request's answer stream to be polled for the rest (SEP-1699), before the transport resumes it. */
+  onRequestStreamPaused?: ((requestId: RequestId) => void) | undefined;
 
   private session: string | undefined;
   private protocolVersion: string | undefined;
@@ -228,6 +230,7 @@ export class UndiciStreamableHttpTransport implements Transport, RequestStreamRo
     let lastEventId: string | undefined;
     try {
       lastEventId = await this.readEvents(body, onMessage, signal);
+      if (!answered && lastEventId !== undefined && !signal.aborted) this.onRequestStreamPaused?.(id);
       for (let attempt = 0; !answered && lastEventId !== undefined && attempt < MAX_POST_RESUMPTIONS && !signal.aborted; attempt += 1) {
         await delay(Math.min(this.serverRetryMs ?? 0, MAX_RESUME_DELAY_MS), signal);
         const resumed = await this.openEventStream(lastEventId, signal);

@@ -99,9 +99,11 @@ export class ManagedProcess {
   private attempt = 0;
   private stateValue: ManagedProcessState = 'idle';
   private lastExit: string | undefined;
+  /** The child {@link recycle} is ending (several sessions may find the same process bad). */
+  private recycling: ChildProcess | undefined;
   private readonly exitListeners = new Set<(child: ChildProcess) => void>();
   private readonly waiters = new Set<() => void>();
-  /** Times the process was started again after it exited on its own. */
+  /** Times the process was started again after it exited on its own or was recycled. */
   restarts = 0;
   /** Epoch ms of the scheduled restart while in backoff. */
   restartAt: number | undefined;
@@ -154,11 +156,17 @@ export class ManagedProcess {
     }
   }
 
-  /** Kills the current process so that it restarts (a session on it went bad); a no-op unless it is the current one. */
-  recycle(child: ChildProcess, reason: string): void {
-    if (this.child !== child || this.stateValue === 'stopped' || child.exitCode !== null || child.signalCode !== null) return;
+  /**
+   * Kills the current process so that it restarts with the usual backoff (a session on it
+   * went bad, or it stopped answering); a no-op unless it is the current one and not
+   * already being recycled. True when it was told to go.
+   */
+  recycle(child: ChildProcess, reason: string): boolean {
+    if (this.child !== child || this.recycling === child || this.stateValue === 'stopped' || child.exitCode !== null || child.signalCode !== null) return false;
+    this.recycling = child;
     this.options.logger.warn({ server: this.options.serverName, upstream: this.options.key, pid: child.pid, reason }, 'restarting a managed server process');
     this.terminate(child);
+    return true;
   }
 
   /** Stops for good: no restart; resolves once the process group is gone (SIGKILL after the grace period). */

@@ -22,4 +22,10 @@ export interface CallRelay {
    * or rejects with its error (an `McpError`). `signal` aborts when the upstream cancels.
    */
   request(request: RelayedMessage, signal: AbortSignal): Promise<Result>;
+  /**
+   * The upstream closed the call's response stream before answering and will be polled
+   * for the rest (SEP-1699); present when the client's side can do the same (its call is
+   * an SSE stream it can resume).
+   */
+  readonly pause?: (() => void) | undefined;
 }

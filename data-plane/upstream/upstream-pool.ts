@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -19,6 +20,7 @@ import { managedSecretEnv, sharedUpstreamHeaders } from './credentials.js';
 import { UndiciStreamableHttpTransport } from './http-transport.js';
 import { DEFAULT_RESTART_POLICY, ManagedProcess, ManagedProcessUnavailable, type LaunchSpec, type RestartPolicy } from './managed-process.js';
 import { DirectCallClosed, DirectCallTimeout, DirectCalls } from './direct-calls.js';
+import { DEFAULT_IDLE_PROBE, IdleProbe, type IdleProbeOptions } from './idle-probe.js';
 import type { CallRelay, RelayedMessage } from './relay.js';
 import { UpstreamError } from './upstream-error.js';
 
@@ -38,6 +40,12 @@ export interface UpstreamPoolOptions {
   readonly connectionsPerOrigin?: number;
   /** How long a launched managed HTTP server has to accept connections. Default 30 s. */
   readonly managedHttpStartupMs?: number;
+  /**
+   * Health probe of managed servers' sessions: an MCP `ping` after `intervalMs` without an
+   * answer; `failures` pings in a row unanswered within `timeoutMs` restart the process.
+   * Default 30 s, 5 s, 2; an interval of 0 turns it off.
+   */
+  readonly managedProbe?: IdleProbeOptions;
 }
 
 export interface UpstreamRequestOptions {
@@ -100,6 +108,14 @@ export class UpstreamConnection {
   /** The supervised process of a managed server (stdio: this entry's own; HTTP: shared per URL). */
   private process: ManagedProcess | undefined;
   private releaseProcess: (() => Promise<void>) | undefined;
+  /** The idle probe of the current session (managed servers only). */
+  private probe: IdleProbe | undefined;
+  /** Pings the idle probe sent (managed servers only). */
+  probesSent = 0;
+  /** Pings of the idle probe that failed or went unanswered. */
+  probeFailures = 0;
+  /** Times the idle probe found the managed process hung and had it restarted. */
+  hangRestarts = 0;
 
   constructor(
     readonly key: string,
@@ -136,6 +152,11 @@ export class UpstreamConnection {
   /** The managed process's pid while it runs. */
   get processId(): number | undefined {
     return this.process?.pid;
+  }
+
+  /** True while an idle probe watches the current session. */
+  get probing(): boolean {
+    return this.probe?.running ?? false;
   }
 
   /** The upstream's capabilities once initialized; undefined before. */
@@ -243,6 +264,7 @@ export class UpstreamConnection {
     this.client = undefined;
     this.direct = undefined;
     this.ready = undefined;
+    this.stopProbe();
     const release = this.releaseProcess;
     this.releaseProcess = undefined;
     await Promise.all([release?.(), client?.close().catch(() => undefined)]);
@@ -254,14 +276,50 @@ export class UpstreamConnection {
     this.client = undefined;
     this.direct = undefined;
     this.ready = undefined;
+    this.stopProbe();
     void client?.close().catch(() => undefined);
+  }
+
+  private stopProbe(): void {
+    this.probe?.stop();
+    this.probe = undefined;
+  }
+
+  /**
+   * Watches a managed server's new session with an {@link IdleProbe}. A hung process is
+   * recycled: killed, restarted with the supervisor's backoff, and the next call opens a
+   * new session (announced as a renewal). The probe stays outside the circuit breaker:
+   * its pings neither fail nor close it, since the restart is the remedy and calls
+   * still report what they see themselves.
+   */
+  private startProbe(direct: DirectCalls, child: ChildProcess): void {
+    const options = this.options.managedProbe ?? DEFAULT_IDLE_PROBE;
+    const process = this.process;
+    if (options.intervalMs === 0 || !process) return;
+    const fields = { server: this.serverName, upstream: this.key, pid: child.pid };
+    const probe = new IdleProbe(direct, options, {
+      pinged: () => {
+        this.probesSent += 1;
+      },
+      failed: (consecutive, reason) => {
+        this.probeFailures += 1;
+        this.options.logger.info({ ...fields, consecutive, reason }, 'a managed server did not answer a ping');
+      },
+      hung: (reason) => {
+        if (this.probe === probe) this.probe = undefined;
+        if (process.recycle(child, `it is hung: ${reason}`)) this.hangRestarts += 1;
+      },
+    });
+    this.probe = probe;
+    probe.start();
   }
 
   private async open(timeoutMs: number): Promise<Client> {
     const deadline = Date.now() + timeoutMs;
     let transport: Transport;
+    let child: ChildProcess | undefined;
     try {
-      transport = await this.createTransport(timeoutMs);
+      ({ transport, child } = await this.createTransport(timeoutMs));
     } catch (error) {
       throw this.translate(error, 'initialize', timeoutMs);
     }
@@ -294,6 +352,7 @@ export class UpstreamConnection {
       this.client = undefined;
       this.direct = undefined;
       this.ready = undefined;
+      this.stopProbe();
     };
     client.onerror = (error) => this.options.logger.debug({ err: error, upstream: this.key }, 'upstream transport error');
     try {
@@ -309,12 +368,14 @@ export class UpstreamConnection {
     this.initializations += 1;
     this.direct = new DirectCalls(transport);
     this.client = client;
+    if (child) this.startProbe(this.direct, child);
     this.options.logger.info({ upstream: this.key, server: this.serverName }, 'upstream session initialized');
     if (this.initializations > 1) this.renewed(this.key); // after a dropped session (a managed process restarted)
     return client;
   }
 
-  private async createTransport(timeoutMs: number): Promise<Transport> {
+  /** The transport of a new session, and the managed process it talks to (if managed). */
+  private async createTransport(timeoutMs: number): Promise<{ transport: Transport; child?: ChildProcess }> {
     const { upstream } = this.assignment;
     const name = this.serverName;
     switch (upstream.kind) {
@@ -324,14 +385,14 @@ export class UpstreamConnection {
           throw new UpstreamError('UPSTREAM_UNREACHABLE', name, `server "${name}" has a plain-http URL to a non-loopback host and insecure transport is not allowed`);
         }
         const headers = sharedUpstreamHeaders(this.assignment, this.secretKeys);
-        return upstream.transport === 'sse' ? new SSEClientTransport(url, { requestInit: { headers } }) : this.httpTransport(url, headers);
+        return { transport: upstream.transport === 'sse' ? new SSEClientTransport(url, { requestInit: { headers } }) : this.httpTransport(url, headers) };
       }
       case 'managed-stdio': {
         // Validate the credential before launching anything.
         sharedUpstreamHeaders(this.assignment, this.secretKeys);
         const process = (this.process ??= this.stdioProcess(upstream));
         const child = await this.acquire(process, timeoutMs);
-        return new ChildStdioTransport(child, () => process.recycle(child, 'its upstream session closed'));
+        return { transport: new ChildStdioTransport(child, () => process.recycle(child, 'its upstream session closed')), child };
       }
       case 'managed-http': {
         const headers = sharedUpstreamHeaders(this.assignment, this.secretKeys);
@@ -343,8 +404,8 @@ export class UpstreamConnection {
           // The process died: its sessions died with it; the next call waits for the restart.
           process.onExit(() => this.dropSession());
         }
-        await this.acquire(this.process, timeoutMs);
-        return this.httpTransport(url, headers);
+        const child = await this.acquire(this.process, timeoutMs);
+        return { transport: this.httpTransport(url, headers), child };
       }
       case 'workstation':
         throw new UpstreamError('UPSTREAM_UNREACHABLE', name, `server "${name}" runs on a workstation, and workstation tunnels are not available yet`);

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
-import { DataPlaneConfigError, loadDataPlaneEnvironment } from '../../../data-plane/config.js';
+import { DataPlaneConfigError, loadDataPlaneEnvironment, resolveDataPlaneConfig } from '../../../data-plane/config.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { TOKENS, fixtureSnapshot } from '../../unit/data-plane/fixtures.js';
 
@@ -140,5 +140,25 @@ describe('environment', () => {
     expect(failing({ GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS: '1.5' })).toBe('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS');
     expect(failing({ GATEHOUSE_DATA_PLANE_FORWARDED_HEADER: 'x-real-ip' })).toBe('GATEHOUSE_DATA_PLANE_FORWARDED_HEADER');
     expect(failing({ GATEHOUSE_RATE_LIMIT_IPV6_PREFIX: '8' })).toBe('GATEHOUSE_RATE_LIMIT_IPV6_PREFIX');
+    expect(failing({ GATEHOUSE_MANAGED_PROBE_INTERVAL_MS: '-1' })).toBe('GATEHOUSE_MANAGED_PROBE_INTERVAL_MS');
+    expect(failing({ GATEHOUSE_MANAGED_PROBE_INTERVAL_MS: 'soon' })).toBe('GATEHOUSE_MANAGED_PROBE_INTERVAL_MS');
+    expect(failing({ GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS: '0' })).toBe('GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS');
+    expect(failing({ GATEHOUSE_STREAM_RESUME_GRACE_MS: '0' })).toBe('GATEHOUSE_STREAM_RESUME_GRACE_MS');
+    expect(failing({ GATEHOUSE_STREAM_PRIME_AFTER_MS: '-5' })).toBe('GATEHOUSE_STREAM_PRIME_AFTER_MS');
+  });
+
+  it('maps the resumable-stream variables; a prime delay of 0 streams only when a message comes', () => {
+    const env = loadDataPlaneEnvironment({ GATEHOUSE_STREAM_RESUME_GRACE_MS: '120000', GATEHOUSE_STREAM_PRIME_AFTER_MS: '0' }, { standalone: false });
+    expect(env.options).toMatchObject({ streamResumeGraceMs: 120_000, streamPrimeAfterMs: 0 });
+    expect(resolveDataPlaneConfig({ sessionSecret: 'x'.repeat(32), ...env.options })).toMatchObject({ streamResumeGraceMs: 120_000, streamPrimeAfterMs: 0 });
+    expect(resolveDataPlaneConfig({ sessionSecret: 'x'.repeat(32) })).toMatchObject({ streamResumeGraceMs: 30_000, streamPrimeAfterMs: 5_000 });
+  });
+
+  it('maps the health-probe variables of managed servers; 0 turns the probe off', () => {
+    const env = loadDataPlaneEnvironment({ GATEHOUSE_MANAGED_PROBE_INTERVAL_MS: '0', GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS: '2500' }, { standalone: false });
+    expect(env.options.managedProbe).toEqual({ intervalMs: 0, timeoutMs: 2_500 });
+    expect(resolveDataPlaneConfig({ sessionSecret: 'x'.repeat(32), ...env.options }).managedProbe).toEqual({ intervalMs: 0, timeoutMs: 2_500, failures: 2 });
+    expect(loadDataPlaneEnvironment({ GATEHOUSE_MANAGED_PROBE_INTERVAL_MS: '10000' }, { standalone: false }).options.managedProbe).toEqual({ intervalMs: 10_000 });
+    expect(loadDataPlaneEnvironment({}, { standalone: false }).options.managedProbe).toBeUndefined();
   });
 });

@@ -22,6 +22,9 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
+import { AuditShipper } from '../../../data-plane/audit/shipper.js';
+import { MemoryAuditTransport } from '../../../data-plane/audit/transport.js';
+import type { AuditEntry } from '../../../schema/audit/types.js';
 import { SessionStreams } from '../../../data-plane/mcp/session-streams.js';
 import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
@@ -185,8 +188,11 @@ describe('SSE responses relay what the upstream sends during a call', () => {
     // Log messages before the result: the answer becomes a stream carrying them, then the result.
     const sse = await call('application/json, text/event-stream', 'conf__test_tool_with_logging');
     expect(sse.headers.get('content-type')).toBe('text/event-stream');
-    const events = (await sse.text()).split('\n\n').filter((event) => event.includes('data: '));
+    const [priming, ...events] = (await sse.text()).split('\n\n').filter((event) => event.includes('data: '));
+    // It opens with a priming event (an id to resume from, a reconnection delay, no data: SEP-1699), and every event has an id.
+    expect(priming).toMatch(/^id: p\.[\w]+\.0\nretry: \d+\ndata: $/);
     expect(events.length).toBeGreaterThan(1);
+    expect(events.every((event) => /^id: p\.[\w]+\.\d+\n/.test(event))).toBe(true);
     expect(events.slice(0, -1).every((event) => event.includes('"method":"notifications/message"'))).toBe(true);
     expect(events.at(-1)).toContain('"id":2,"result"');
   });
@@ -504,5 +510,158 @@ describe('an upstream that forgets its session', () => {
       upstream.server.closeAllConnections();
       await new Promise((resolve) => upstream.server.close(resolve));
     }
+  });
+});
+
+describe('resumable call streams (Last-Event-ID, SEP-1699)', () => {
+  const transport = new MemoryAuditTransport();
+  let resumable: DataPlane;
+  let url: string;
+
+  beforeAll(async () => {
+    const audit = new AuditShipper({ transport, flushIntervalMs: 20 });
+    resumable = buildDataPlane({ port: 0, sessionSecret: SECRET, callTimeoutMs: 20_000, streamResumeGraceMs: 1_500, streamPrimeAfterMs: 40 }, { snapshots, audit });
+    url = `${(await resumable.listen()).url}/mcp/${GATEWAY_SLUG}`;
+  });
+  afterAll(async () => {
+    await resumable?.close();
+  });
+
+  const base = { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+  async function session(protocolVersion = '2025-11-25'): Promise<Record<string, string>> {
+    const init = await fetch(url, {
+      method: 'POST',
+      headers: base,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: { name: 'resumer', version: '1' } } }),
+    });
+    const headers = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': protocolVersion };
+    await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+    return headers;
+  }
+
+  interface Event {
+    readonly id: string | undefined;
+    readonly data: string;
+  }
+
+  /** Reads SSE events from a response until `stop` says so (then drops the connection) or the stream ends. */
+  async function readEvents(response: Response, stop: (event: Event) => boolean = () => false): Promise<Event[]> {
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const events: Event[] = [];
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return events;
+      buffer += value;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const lines = buffer.slice(0, end).split('\n');
+        buffer = buffer.slice(end + 2);
+        const id = lines.find((line) => line.startsWith('id: '))?.slice(4);
+        const data = lines.find((line) => line.startsWith('data: '))?.slice(6);
+        if (data === undefined) continue;
+        const event = { id, data };
+        events.push(event);
+        if (stop(event)) {
+          await reader.cancel();
+          return events;
+        }
+      }
+    }
+  }
+
+  const call = (headers: Record<string, string>, id: number, name: string, signal?: AbortSignal) =>
+    fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }), ...(signal ? { signal } : {}) });
+  const resume = (headers: Record<string, string>, lastEventId: string) =>
+    fetch(url, { method: 'GET', headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastEventId } });
+  /** The audited answer of call `jsonRpcId` (the ids of this block are unique; only its data plane audits). */
+  const auditedResponse = async (jsonRpcId: string) => {
+    const find = () => transport.entries().find((e) => e.leg === 'client_response' && e.method === 'tools/call' && e.jsonRpcId === jsonRpcId);
+    await expect.poll(() => find() !== undefined, { timeout: 5_000 }).toBe(true);
+    return find()!;
+  };
+
+  it('lets a client that lost the stream mid-call resume it with Last-Event-ID: the rest, then the answer, and the call is not cancelled', async () => {
+    const headers = await session();
+    const post = await call(headers, 21, 'conf__test_tool_with_logging');
+    expect(post.headers.get('content-type')).toBe('text/event-stream');
+    // The connection drops after the first log message.
+    const before = await readEvents(post, (event) => event.data.includes('Tool execution started'));
+    expect(before[0]).toMatchObject({ id: expect.stringMatching(/^p\.[\w]+\.0$/), data: '' });
+    const after = await readEvents(await resume(headers, before.at(-1)!.id!));
+    const messages = [...before, ...after].filter((event) => event.data !== '');
+    expect(messages.map((event) => (JSON.parse(event.data) as { params?: { data?: string } }).params?.data ?? 'answer')).toEqual([
+      'Tool execution started',
+      'Tool processing data',
+      'Tool execution completed',
+      'answer',
+    ]);
+    expect(JSON.parse(messages.at(-1)!.data)).toMatchObject({ id: 21, result: { content: [{ text: 'Tool with logging executed successfully' }] } });
+    const seqs = messages.map((event) => Number(event.id!.split('.')[2]));
+    expect(seqs).toEqual([1, 2, 3, 4]);
+    // Audited as answered, not as a call the client went away from.
+    expect(await auditedResponse('21')).toMatchObject({ status: 'ok', errorCode: null });
+  });
+
+  it('keeps an answer that came while the client was away for it to fetch', async () => {
+    const headers = await session();
+    const post = await call(headers, 22, 'conf__test_tool_with_logging');
+    const before = await readEvents(post, (event) => event.data.includes('Tool execution started'));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the call ends meanwhile
+    const after = await readEvents(await resume(headers, before.at(-1)!.id!));
+    expect(after.at(-1)!.data).toContain('"id":22,"result"');
+    // Fetched once: a second resumption of the finished stream finds nothing to continue.
+    const again = await readEvents(await resume(headers, before.at(-1)!.id!), () => true);
+    expect(again[0]!.id).not.toMatch(/^p\./);
+  });
+
+  it('cancels the call upstream when its client does not come back within the grace period', async () => {
+    const headers = await session();
+    const started = slow.started;
+    const cancelled = slow.cancelled;
+    const post = await call(headers, 23, 'slow__wait');
+    // Nothing comes before the answer: after streamPrimeAfterMs the stream opens with a priming event anyway.
+    const priming = await readEvents(post, () => true);
+    expect(priming).toEqual([{ id: expect.stringMatching(/^p\.[\w]+\.0$/), data: '' }]);
+    await expect.poll(() => slow.started, { timeout: 5_000 }).toBe(started + 1);
+    expect(slow.cancelled).toBe(cancelled); // the dropped connection alone cancels nothing
+    await expect.poll(() => slow.cancelled, { timeout: 5_000 }).toBe(cancelled + 1);
+    expect(await auditedResponse('23')).toMatchObject({ status: 'error', errorCode: -32800 });
+  });
+
+  it('passes on an upstream that closes its stream to be polled, to 2025-11-25 clients only; the SDK client polls and gets the answer', async () => {
+    const sdk = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } } });
+    const client = new Client({ name: 'poller', version: '1' });
+    await client.connect(sdk);
+    try {
+      expect(textOf(await client.callTool({ name: 'conf__test_reconnection', arguments: {} }))).toBe('Reconnection test completed successfully');
+    } finally {
+      await sdk.terminateSession().catch(() => undefined);
+      await client.close();
+    }
+    // Raw: the POST stream is primed and closed without the answer, which comes on the GET.
+    const headers = await session();
+    const post = await readEvents(await call(headers, 24, 'conf__test_reconnection'));
+    expect(post).toEqual([{ id: expect.stringMatching(/^p\.[\w]+\.0$/), data: '' }]);
+    const polled = await readEvents(await resume(headers, post[0]!.id!));
+    expect(polled.at(-1)!.data).toContain('"id":24,"result"');
+    // A 2025-06-18 session is not asked to poll: the gateway waits for the upstream and answers on the POST.
+    const older = await session('2025-06-18');
+    const answer = await call(older, 25, 'conf__test_reconnection');
+    const body = answer.headers.get('content-type') === 'application/json' ? await answer.text() : (await readEvents(answer)).at(-1)!.data;
+    expect(body).toContain('"id":25,"result"');
+  });
+
+  it('never resumes another session\'s stream', async () => {
+    const owner = await session();
+    const post = await call(owner, 26, 'conf__test_tool_with_logging');
+    const before = await readEvents(post, (event) => event.data.includes('Tool execution started'));
+    const intruder = await session();
+    const theirs = await readEvents(await resume(intruder, before.at(-1)!.id!), () => true);
+    // The intruder gets its own session stream (its priming event), nothing of the owner's call.
+    expect(theirs[0]!.id).not.toMatch(/^p\./);
+    const mine = await readEvents(await resume(owner, before.at(-1)!.id!));
+    expect(mine.at(-1)!.data).toContain('"id":26,"result"');
   });
 });

@@ -76,6 +76,25 @@ describe('ManagedProcess', () => {
     await expect(supervised.acquire(1_000)).rejects.toThrow(/no longer assigned/);
   });
 
+  it('recycles the current process once (several sessions may find it bad), then restarts it with the backoff', async () => {
+    const { supervised, logs } = supervise('setInterval(() => {}, 1000)');
+    const child = await supervised.acquire(1_000);
+    expect(supervised.recycle(child, 'it is hung')).toBe(true);
+    expect(supervised.recycle(child, 'it is hung')).toBe(false);
+    const next = await eventually(async () => {
+      expect(supervised.restarts).toBe(1);
+      expect(supervised.state).toBe('running');
+      return supervised.acquire(1_000);
+    }, 5_000, 25);
+    expect(next.pid).not.toBe(child.pid);
+    expect(isProcessAlive(child.pid!)).toBe(false);
+    expect(supervised.restarts).toBe(1);
+    // An old child is not the current one: nothing happens to the new process.
+    expect(supervised.recycle(child, 'late')).toBe(false);
+    expect(logs.lines().filter((line) => line.msg === 'restarting a managed server process')).toEqual([expect.objectContaining({ pid: child.pid, reason: 'it is hung' })]);
+    expect(restartDelays(logs)).toEqual([50]);
+  });
+
   it('logs output lines with the server name, at most N per window, and reports the rest', async () => {
     const { supervised, logs } = supervise('for (let i = 1; i <= 12; i++) process.stderr.write("line " + i + "\\n"); setInterval(() => {}, 1000)');
     await supervised.acquire(1_000);

@@ -130,6 +130,9 @@ describe('rate-limit and origin options', () => {
     expect(config.allowedHosts).toEqual(['localhost', '127.0.0.1', '::1', 'mcp.example.com']);
     expect(config.allowedOrigins).toContain('https://mcp.example.com');
     expect(config.allowedOrigins).toContain('http://localhost:*');
+    expect(config.managedProbe).toEqual({ intervalMs: 30_000, timeoutMs: 5_000, failures: 2 });
+    expect(Object.isFrozen(config.managedProbe)).toBe(true);
+    expect(resolveDataPlaneConfig({ ...base, managedProbe: { intervalMs: 0 } }).managedProbe).toEqual({ intervalMs: 0, timeoutMs: 5_000, failures: 2 });
   });
   it('names the wrong option', () => {
     expect(() => resolveDataPlaneConfig({ ...base, rateLimit: { perToken: { refillPerSecond: 0 } } })).toThrow('"rateLimit.perToken.refillPerSecond"');
@@ -141,5 +144,9 @@ describe('rate-limit and origin options', () => {
     expect(() => resolveDataPlaneConfig({ ...base, rateLimit: { forwardedHeader: 'x-real-ip' as never } })).toThrow('"rateLimit.forwardedHeader"');
     expect(() => resolveDataPlaneConfig({ ...base, rateLimit: { ipv6PrefixLength: 129 } })).toThrow('"rateLimit.ipv6PrefixLength"');
     expect(() => resolveDataPlaneConfig({ ...base, publicUrl: 'nope' })).toThrow('"publicUrl"');
+    expect(() => resolveDataPlaneConfig({ ...base, managedProbe: { intervalMs: -1 } })).toThrow('"managedProbe.intervalMs"');
+    expect(() => resolveDataPlaneConfig({ ...base, managedProbe: { intervalMs: 1.5 } })).toThrow('"managedProbe.intervalMs"');
+    expect(() => resolveDataPlaneConfig({ ...base, managedProbe: { timeoutMs: 0 } })).toThrow('"managedProbe.timeoutMs"');
+    expect(() => resolveDataPlaneConfig({ ...base, managedProbe: { failures: 0 } })).toThrow('"managedProbe.failures"');
   });
 });
