@@ -136,41 +136,33 @@ export class DataPlaneMetrics {
           }
         }
       };
-    new prom.Gauge({
-      name: 'gatehouse_data_plane_upstream_circuit_state',
-      help: 'Circuit breaker per assignment in use: 0 closed (calls flow), 1 half-open (one probe call in flight), 2 open (calls refused until the cool-down ends)',
-      labelNames: ['gateway', 'server', 'assignment'] as const,
-      registers,
-      collect: perEntry((connection) => CIRCUIT_STATE_VALUES[connection.circuitState]),
-    });
-    new prom.Gauge({
-      name: 'gatehouse_data_plane_upstream_consecutive_failures',
-      help: 'Consecutive failed calls (unreachable or timed out) per assignment in use; 0 after any answer',
-      labelNames: ['gateway', 'server', 'assignment'] as const,
-      registers,
-      collect: perEntry((connection) => connection.breaker.consecutiveFailures),
-    });
-    new prom.Gauge({
-      name: 'gatehouse_data_plane_managed_process_restarts',
-      help: 'Restarts of a managed server process after it exited on its own or was found hung, per assignment in use (0 for remote servers)',
-      labelNames: ['gateway', 'server', 'assignment'] as const,
-      registers,
-      collect: perEntry((connection) => connection.processRestarts),
-    });
-    new prom.Gauge({
-      name: 'gatehouse_data_plane_managed_probe_failures',
-      help: 'Health-probe pings of an idle managed server that failed or went unanswered, per assignment in use (0 for remote servers)',
-      labelNames: ['gateway', 'server', 'assignment'] as const,
-      registers,
-      collect: perEntry((connection) => connection.probeFailures),
-    });
-    new prom.Gauge({
-      name: 'gatehouse_data_plane_managed_process_hang_restarts',
-      help: 'Managed server processes killed and restarted because they stopped answering health-probe pings, per assignment in use (also counted in managed_process_restarts)',
-      labelNames: ['gateway', 'server', 'assignment'] as const,
-      registers,
-      collect: perEntry((connection) => connection.hangRestarts),
-    });
+    const entryGauge = (name: string, help: string, read: Parameters<typeof perEntry>[0]) =>
+      new prom.Gauge({ name, help, labelNames: ['gateway', 'server', 'assignment'] as const, registers, collect: perEntry(read) });
+    entryGauge(
+      'gatehouse_data_plane_upstream_circuit_state',
+      'Circuit breaker per assignment in use: 0 closed (calls flow), 1 half-open (one probe call in flight), 2 open (calls refused until the cool-down ends)',
+      (connection) => CIRCUIT_STATE_VALUES[connection.circuitState],
+    );
+    entryGauge(
+      'gatehouse_data_plane_upstream_consecutive_failures',
+      'Consecutive failed calls (unreachable or timed out) per assignment in use; 0 after any answer',
+      (connection) => connection.breaker.consecutiveFailures,
+    );
+    entryGauge(
+      'gatehouse_data_plane_managed_process_restarts',
+      'Restarts of a managed server process after it exited on its own or was found hung, per assignment in use (0 for remote servers)',
+      (connection) => connection.processRestarts,
+    );
+    entryGauge(
+      'gatehouse_data_plane_managed_probe_failures',
+      'Health-probe pings of an idle managed server that failed or went unanswered, per assignment in use (0 for remote servers)',
+      (connection) => connection.probeFailures,
+    );
+    entryGauge(
+      'gatehouse_data_plane_managed_process_hang_restarts',
+      'Managed server processes killed and restarted because they stopped answering health-probe pings, per assignment in use (also counted in managed_process_restarts)',
+      (connection) => connection.hangRestarts,
+    );
     new prom.Gauge({
       name: 'gatehouse_data_plane_upstream_connections',
       help: 'Upstream connections held in the pool (one per assignment entry in use)',
