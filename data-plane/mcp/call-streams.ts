@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { sessionTag } from './session-id.js';
 import { SseStream } from './sse.js';
 
 /** How POST streams of calls are kept resumable. */
@@ -23,6 +24,15 @@ export const DEFAULT_CALL_STREAMS: CallStreamOptions = { resumeGraceMs: 30_000, 
 /** Event ids of POST streams are `p.<stream>.<seq>`; GET-stream ids (`session-streams.ts`) never start with `p.`. */
 const ID_PREFIX = 'p.';
 
+/** The stream and sequence number of a call stream's event id; undefined for anything else. */
+export function parseEventId(eventId: string): { readonly stream: string; readonly seq: number } | undefined {
+  if (!eventId.startsWith(ID_PREFIX)) return undefined;
+  const dot = eventId.lastIndexOf('.');
+  const seq = Number(eventId.slice(dot + 1));
+  if (dot <= ID_PREFIX.length || !/^\d+$/.test(eventId.slice(dot + 1)) || !Number.isSafeInteger(seq)) return undefined;
+  return { stream: eventId.slice(0, dot), seq };
+}
+
 /** What a call's relay writes to (`CallRegistry.relay`): the call's stream, whichever response carries it now. */
 export interface CallStreamSink {
   /** False once the call's stream ended (answered, cancelled, or its client never came back). */
@@ -39,6 +49,19 @@ export interface CallStreamLifecycle {
   started(): void;
   /** `delivered`: the stream's end (its answer, or the end of a cancelled stream) reached a client connection. */
   settled(delivered: boolean): void;
+}
+
+/**
+ * What carries a call's stream to its client now: the SSE response of the POST or of a
+ * resuming GET on this replica, or another replica's (`call-streams-shared.ts`).
+ */
+export interface StreamTarget {
+  prime(eventId: string, retryMs: number): void;
+  send(message: string, eventId: string): void;
+  finish(message: string, eventId: string): void;
+  end(): void;
+  release(): void;
+  onClose(listener: () => void): void;
 }
 
 interface StreamEvent {
@@ -66,7 +89,7 @@ export class CallStream implements CallStreamSink {
   #seq = 0;
   readonly #events: StreamEvent[] = [];
   /** The response carrying the stream now; undefined while the client is away. */
-  #target: SseStream | undefined;
+  #target: StreamTarget | undefined;
   #started = false;
   #ended = false;
   #settled = false;
@@ -163,26 +186,36 @@ export class CallStream implements CallStreamSink {
     this.#abandonListeners.push(listener);
   }
 
-  /** Carries the stream on `res` from the event after `afterSeq`; false when the stream has none of it left. */
-  resume(res: ServerResponse, afterSeq: number): boolean {
+  /** Whether the stream still holds everything after `afterSeq` (or has sent nothing after it). */
+  canResumeAfter(afterSeq: number): boolean {
     const oldest = this.#events[0]?.seq ?? this.#seq + 1;
     // An id this stream never sent, or events after it that were dropped: it cannot be resumed there.
-    if (afterSeq > this.#seq || (afterSeq + 1 < oldest && afterSeq < this.#seq)) return false;
+    return afterSeq <= this.#seq && !(afterSeq + 1 < oldest && afterSeq < this.#seq);
+  }
+
+  /** Carries the stream on `res` from the event after `afterSeq`; false when the stream has none of it left. */
+  resume(res: ServerResponse, afterSeq: number): boolean {
+    if (!this.canResumeAfter(afterSeq)) return false;
+    const stream = new SseStream(res);
+    stream.prime(this.#eventId(afterSeq), this.registry.options.retryMs);
+    this.resumeOn(stream, afterSeq);
+    return true;
+  }
+
+  /** Carries the stream on `target` from the event after `afterSeq` (checked with {@link canResumeAfter}). */
+  resumeOn(target: StreamTarget, afterSeq: number): void {
     clearTimeout(this.#graceTimer);
     // A connection the client gave up on without our noticing yet: closed, not a drop.
     const previous = this.#target;
     this.#target = undefined;
     previous?.end();
-    const stream = new SseStream(res);
-    stream.prime(this.#eventId(afterSeq), this.registry.options.retryMs);
-    for (const event of this.#events) if (event.seq > afterSeq) stream.send(event.data, this.#eventId(event.seq));
+    for (const event of this.#events) if (event.seq > afterSeq) target.send(event.data, this.#eventId(event.seq));
     if (this.#ended) {
-      stream.end();
+      target.end();
       this.#settle(true);
-      return true;
+      return;
     }
-    this.#attach(stream);
-    return true;
+    this.#attach(target);
   }
 
   #eventId(seq: number): string {
@@ -199,7 +232,7 @@ export class CallStream implements CallStreamSink {
     this.#target?.prime(this.#eventId(0), this.registry.options.retryMs);
   }
 
-  #attach(stream: SseStream): void {
+  #attach(stream: StreamTarget): void {
     this.#target = stream;
     stream.onClose(() => {
       if (this.#target !== stream) return;
@@ -266,11 +299,16 @@ export class CallStreams {
 
   /** Resumes the session's stream that `lastEventId` belongs to on `res`; false when this replica holds no such stream. */
   resume(sessionId: string, lastEventId: string, res: ServerResponse): boolean {
-    const dot = lastEventId.lastIndexOf('.');
-    const stream = this.#streams.get(lastEventId.slice(0, dot));
-    const seq = Number(lastEventId.slice(dot + 1));
-    if (!stream || stream.sessionId !== sessionId || !Number.isSafeInteger(seq) || seq < 0) return false;
-    return stream.resume(res, seq);
+    const at = parseEventId(lastEventId);
+    const stream = at && this.#streams.get(at.stream);
+    if (!at || !stream || stream.sessionId !== sessionId) return false;
+    return stream.resume(res, at.seq);
+  }
+
+  /** The stream `id` of the session with tag `tag`, if this replica holds it. */
+  held(id: string, tag: string): CallStream | undefined {
+    const stream = this.#streams.get(id);
+    return stream && sessionTag(stream.sessionId) === tag ? stream : undefined;
   }
 
   /** @internal */

@@ -15,6 +15,7 @@ import { RulesRuntime } from './rules-stage.js'; // [rules]
 import { CallRegistry, RELAYED_ID_PREFIX } from './calls.js';
 import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
 import { CallStreams } from './call-streams.js'; // [proxy]
+import { SharedCallStreams } from './call-streams-shared.js'; // [proxy]
 import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, sessionTag, type SessionClaims } from './session-id.js';
 import { answerBatch, batchRefusal } from './batch.js'; // [proxy]
 import { ListPager } from './list-cursor.js'; // [proxy]
@@ -75,10 +76,13 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     }
   });
   const forwards = deps.sessionForwards;
+  // [proxy] Call streams resumed through another replica than the one holding the call.
+  const sharedStreams = forwards ? new SharedCallStreams(callStreams, forwards, logger) : undefined;
   // [proxy] What another replica got for a call held here.
   forwards?.subscribeForwards((forwarded) => {
     if (forwarded.kind === 'cancel') calls.cancelTagged(forwarded.tag, forwarded.requestId, forwarded.reason);
-    else calls.answerTagged(forwarded.tag, forwarded.id, forwarded.result, forwarded.error);
+    else if (forwarded.kind === 'answer') calls.answerTagged(forwarded.tag, forwarded.id, forwarded.result, forwarded.error);
+    else sharedStreams?.onMessage(forwarded);
   });
 
   return async function handleMcp(req: HttpRequest, res: ServerResponse, gatewaySlug: string): Promise<void> {
@@ -115,7 +119,10 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       if (!session.ok) return sendError(res, session.status, null, JSON_RPC_ERRORS.INVALID_REQUEST, session.message);
       const lastEventId = req.headers['last-event-id'];
       // [proxy] The rest of a call's stream the client lost (or was asked to poll for).
-      if (typeof lastEventId === 'string' && CallStreams.isCallStreamEventId(lastEventId) && callStreams.resume(session.id, lastEventId, res)) return;
+      if (typeof lastEventId === 'string' && CallStreams.isCallStreamEventId(lastEventId)) {
+        if (callStreams.resume(session.id, lastEventId, res)) return;
+        if (sharedStreams && (await sharedStreams.resume(sessionTag(session.id), lastEventId, res))) return;
+      }
       const opened = streams.open(session.id, session.claims, config.sessionMaxAgeMs, res, typeof lastEventId === 'string' ? lastEventId : undefined, now);
       if (!opened) return sendError(res, 409, null, JSON_RPC_ERRORS.INVALID_REQUEST, 'this session already has an open GET stream; close it before opening another');
       return;

@@ -9,7 +9,23 @@ export type ForwardedSessionMessage =
   /** `notifications/cancelled` for a call in flight elsewhere. */
   | { readonly kind: 'cancel'; readonly tag: string; readonly requestId: string | number; readonly reason?: string }
   /** The client's answer to a server-to-client request relayed by another replica. */
-  | { readonly kind: 'answer'; readonly tag: string; readonly id: string; readonly result?: unknown; readonly error?: unknown };
+  | { readonly kind: 'answer'; readonly tag: string; readonly id: string; readonly result?: unknown; readonly error?: unknown }
+  /** A client resumes a call's stream (`Last-Event-ID` after `after`) on replica `from`; the replica holding it answers. */
+  | { readonly kind: 'stream-resume'; readonly tag: string; readonly stream: string; readonly after: number; readonly from: string }
+  /** Stream traffic between the replica holding a call's stream and the one carrying it to the client (see `call-streams-shared.ts`). */
+  | StreamForward;
+
+/**
+ * Between two replicas about one resumed call stream: `to` is the replica the message is
+ * for. From the holder: `attached` (it holds the stream and will send the rest), `event`
+ * (one message with its event id), `end` (the stream is over; close the client's
+ * response). From the carrier: `left` (the client's connection closed).
+ */
+export type StreamForward =
+  | { readonly kind: 'stream-attached'; readonly to: string; readonly stream: string; readonly from: string }
+  | { readonly kind: 'stream-event'; readonly to: string; readonly stream: string; readonly id: string; readonly data: string }
+  | { readonly kind: 'stream-end'; readonly to: string; readonly stream: string }
+  | { readonly kind: 'stream-left'; readonly to: string; readonly stream: string; readonly from: string };
 
 /** How forwarded messages reach every replica (Redis: `session-state-redis.ts`). Nothing is stored: a message no replica holds a call for is dropped. */
 export interface SharedSessionForwards {
@@ -28,7 +44,11 @@ export function readForwardedMessage(text: string): ForwardedSessionMessage | un
   }
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Record<string, unknown>;
+  if (typeof m.stream === 'string' && typeof m.to === 'string') return readStreamForward(m, m.to, m.stream);
   if (typeof m.tag !== 'string' || m.tag === '') return undefined;
+  if (m.kind === 'stream-resume' && typeof m.stream === 'string' && typeof m.from === 'string' && Number.isSafeInteger(m.after) && (m.after as number) >= 0) {
+    return { kind: 'stream-resume', tag: m.tag, stream: m.stream, after: m.after as number, from: m.from };
+  }
   if (m.kind === 'cancel' && (typeof m.requestId === 'string' || typeof m.requestId === 'number')) {
     return { kind: 'cancel', tag: m.tag, requestId: m.requestId, ...(typeof m.reason === 'string' ? { reason: m.reason } : {}) };
   }
@@ -36,4 +56,19 @@ export function readForwardedMessage(text: string): ForwardedSessionMessage | un
     return { kind: 'answer', tag: m.tag, id: m.id, ...('result' in m ? { result: m.result } : {}), ...('error' in m ? { error: m.error } : {}) };
   }
   return undefined;
+}
+
+function readStreamForward(m: Record<string, unknown>, to: string, stream: string): StreamForward | undefined {
+  switch (m.kind) {
+    case 'stream-attached':
+      return typeof m.from === 'string' ? { kind: 'stream-attached', to, stream, from: m.from } : undefined;
+    case 'stream-end':
+      return { kind: 'stream-end', to, stream };
+    case 'stream-event':
+      return typeof m.id === 'string' && typeof m.data === 'string' ? { kind: 'stream-event', to, stream, id: m.id, data: m.data } : undefined;
+    case 'stream-left':
+      return typeof m.from === 'string' ? { kind: 'stream-left', to, stream, from: m.from } : undefined;
+    default:
+      return undefined;
+  }
 }

@@ -179,7 +179,7 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
   private markDegraded(error: unknown): void {
     if (this.degraded || this.closed) return;
     this.degraded = true;
-    this.options.logger.warn({ err: error }, 'Redis is unreachable: sessions ended with DELETE, log levels sessions set, and cancellations and answers for calls on other replicas apply only on the replica that got them until it returns');
+    this.options.logger.warn({ err: error }, 'Redis is unreachable: sessions ended with DELETE, log levels sessions set, cancellations and answers for calls on other replicas, and call streams resumed through another replica apply only on the replica that got them until it returns');
   }
 
   private recovered(): void {

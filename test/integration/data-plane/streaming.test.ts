@@ -396,12 +396,12 @@ describe('the GET-stream buffer', () => {
 
 describe('a client whose messages land on another replica than its call (Redis)', () => {
   const replicas: DataPlane[] = [];
+  const urls: string[] = [];
   /** The client's fetch: requests and the initialize go to replica A, its cancellations and answers to replica B. */
   let split: FetchLike;
   const forwardedTo: string[] = [];
 
   beforeAll(async () => {
-    const urls: string[] = [];
     for (let i = 0; i < 2; i++) {
       const replica = buildDataPlane({ port: 0, sessionSecret: SECRET, callTimeoutMs: 20_000, redisUrl: REDIS_URL }, { snapshots });
       replicas.push(replica);
@@ -418,6 +418,17 @@ describe('a client whose messages land on another replica than its call (Redis)'
   afterAll(async () => {
     for (const replica of replicas) await replica.close();
   });
+
+  /** A 2025-11-25 session opened with raw HTTP on one replica: the headers of its later requests. */
+  async function rawSession(on: string): Promise<Record<string, string>> {
+    const headers = { authorization: `Bearer ${ACCESS_TOKEN}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(on, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    return { ...headers, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+  }
 
   it('cancels the upstream request when the cancellation reaches the other replica', async () => {
     const client = await connect({}, undefined, split);
@@ -438,6 +449,48 @@ describe('a client whose messages land on another replica than its call (Redis)'
     const result = await client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'who are you?' } });
     expect(textOf(result)).toBe('Elicitation completed: action=accept, content={"username":"ada","email":"ada@example.com"}');
     expect(forwardedTo.filter((m) => m === 'response').length).toBe(before + 1);
+  });
+
+  it('resumes a call stream through the other replica: the SDK client polls replica B for a call replica A holds', async () => {
+    const resumedOn: string[] = [];
+    const pollOnB: FetchLike = async (input, init) => {
+      const lastEventId = init?.headers instanceof Headers ? init.headers.get('last-event-id') : undefined;
+      if (init?.method === 'GET' && lastEventId) {
+        resumedOn.push(lastEventId);
+        return fetch(urls[1]!, init);
+      }
+      return fetch(urls[0]!, init);
+    };
+    const client = await connect({}, undefined, pollOnB);
+    expect(textOf(await client.callTool({ name: 'conf__test_reconnection', arguments: {} }))).toBe('Reconnection test completed successfully');
+    expect(resumedOn).toEqual([expect.stringMatching(/^p\.[\w]+\.0$/)]);
+  });
+
+  it('carries the rest of a dropped stream and its answer from the replica holding the call to the one the client came back to', async () => {
+    const session = await rawSession(urls[0]!);
+    const post = await fetch(urls[0]!, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', id: 31, method: 'tools/call', params: { name: 'conf__test_tool_with_logging', arguments: {} } }) });
+    const reader = post.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = '';
+    while (!seen.includes('Tool execution started')) seen += (await reader.read()).value ?? '';
+    await reader.cancel();
+    const lastId = [...seen.matchAll(/^id: (\S+)$/gm)].at(-1)![1]!;
+    const resumed = await fetch(urls[1]!, { method: 'GET', headers: { ...session, accept: 'text/event-stream', 'last-event-id': lastId } });
+    const rest = await resumed.text();
+    const data = [...rest.matchAll(/^data: (.+)$/gm)].map((m) => m[1]!);
+    expect(data.map((d) => (JSON.parse(d) as { params?: { data?: string } }).params?.data ?? 'answer')).toEqual(['Tool processing data', 'Tool execution completed', 'answer']);
+    expect(data.at(-1)).toContain('"id":31,"result"');
+    expect([...rest.matchAll(/^id: p\.[\w]+\.(\d+)$/gm)].map((m) => Number(m[1]))).toEqual([1, 2, 3, 4]); // the priming echo of the client's id, then 2, 3, 4
+  });
+
+  it('serves a GET whose stream no replica holds as the session stream, after a short wait', async () => {
+    const session = { ...(await rawSession(urls[1]!)), accept: 'text/event-stream', 'last-event-id': 'p.nosuchstream.3' };
+    const controller = new AbortController();
+    const response = await fetch(urls[1]!, { method: 'GET', headers: session, signal: controller.signal });
+    expect(response.status).toBe(200);
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const first = (await reader.read()).value ?? '';
+    controller.abort();
+    expect(first).toMatch(/^id: (?!p\.)\S+\n/);
   });
 });
 

@@ -71,4 +71,30 @@ describe('forwarded session messages', () => {
       expect(readForwardedMessage(junk)).toBeUndefined();
     }
   });
+
+  it('reads the messages of call streams resumed through another replica, and refuses malformed ones', () => {
+    const read = (message: object) => readForwardedMessage(JSON.stringify(message));
+    const resume = { kind: 'stream-resume', tag: 't', stream: 'p.abc', after: 2, from: 'B' };
+    expect(read(resume)).toEqual(resume);
+    for (const message of [
+      { kind: 'stream-attached', to: 'B', stream: 'p.abc', from: 'A' },
+      { kind: 'stream-event', to: 'B', stream: 'p.abc', id: 'p.abc.3', data: '{"jsonrpc":"2.0"}' },
+      { kind: 'stream-end', to: 'B', stream: 'p.abc' },
+      { kind: 'stream-left', to: 'A', stream: 'p.abc', from: 'B' },
+    ]) {
+      expect(read(message)).toEqual(message);
+    }
+    for (const junk of [
+      { ...resume, after: -1 },
+      { ...resume, after: 1.5 },
+      { ...resume, tag: '' },
+      { kind: 'stream-resume', tag: 't', stream: 'p.abc', after: 2 },
+      { kind: 'stream-attached', to: 'B', stream: 'p.abc' },
+      { kind: 'stream-event', to: 'B', stream: 'p.abc', id: 'p.abc.3' },
+      { kind: 'stream-left', to: 'A', stream: 'p.abc' },
+      { kind: 'stream-other', to: 'A', stream: 'p.abc' },
+    ]) {
+      expect(read(junk)).toBeUndefined();
+    }
+  });
 });
