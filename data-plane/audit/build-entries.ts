@@ -121,7 +121,8 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
   const upstreamLegs = call.upstream;
   // The client legs of a routed call name its upstream; a list fan-out is the gateway's own
   // merged answer, whatever number of upstreams it asked, so its client legs name none.
-  const single = upstreamLegs.length === 1 && !FAN_OUT_METHODS.has(request?.method ?? '') ? upstreamLegs[0]! : undefined;
+  const fanOut = FAN_OUT_METHODS.has(request?.method ?? '');
+  const single = upstreamLegs.length === 1 && !fanOut ? upstreamLegs[0]! : undefined;
 
   const { workspaceId, gatewayId } = call;
   const hostId = grant?.hostId ?? null;
@@ -288,7 +289,9 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
       received.durationMs = received.upstreamMs = tookMs;
       if (failed) received.errorMessage = clip(firstText(outcome.result), L.errorMessage);
       received.bytesIn = Buffer.byteLength(text);
-      received.outputTokens = text === resultText ? outputTokens : tokens.estimate(text);
+      // A fan-out's upstream pages are not what the client was sent: their tokens would be
+      // counted by nobody (reports sum the client legs), at the cost of tokenizing every list.
+      received.outputTokens = text === resultText ? outputTokens : fanOut ? null : tokens.estimate(text);
       if (full) setBody(received, scrubber.jsonText(text, maxBody));
       add(received);
     } else {
