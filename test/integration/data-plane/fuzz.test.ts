@@ -237,6 +237,8 @@ describe('fuzzing the MCP endpoint', () => {
         const headers = goodHeaders();
         if (random() < 0.5) headers['mcp-session-id'] = flip(session);
         if (random() < 0.5) headers.accept = pick(['text/event-stream', 'application/json']);
+        // Resumption with any Last-Event-ID: call-stream ids (`p.<stream>.<seq>`) real-looking or not, GET-stream ids, junk.
+        if (random() < 0.5) headers['last-event-id'] = pick(['p.', 'p.x', 'p.x.', `p.${randomText(12).replace(/[^\w]/g, 'a')}.${int(10)}`, 'p.a.-1', 'p.a.1e3', `p.${'b'.repeat(int(5_000))}.1`, 'abc-3', randomText(30).replace(/[^\x21-\x7e]/g, 'z')]);
         return { kind: 'other verb', method: pick(['GET', 'PUT', 'PATCH', 'OPTIONS']), headers };
       },
     ];
