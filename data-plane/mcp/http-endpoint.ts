@@ -62,7 +62,19 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const listPages = new ListPager(config.sessionSecret, config.listPageSize); // [proxy] cursors of merged lists
   const calls = new CallRegistry();
   const callStreams = new CallStreams({ resumeGraceMs: config.streamResumeGraceMs, primeAfterMs: config.streamPrimeAfterMs }); // [proxy] resumable POST streams
-  const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => snapshots.current());
+  const forwards = deps.sessionForwards;
+  const streams = new SessionStreams(
+    DEFAULT_SESSION_STREAMS,
+    () => snapshots.current(),
+    forwards && {
+      forwards,
+      // [proxy] Nobody here watches the upstream URI any more (unsubscribed through another replica).
+      unwatched: (upstreamKey, uri) =>
+        void pool.peek(upstreamKey)?.request('resources/unsubscribe', { uri }, { timeoutMs: config.callTimeoutMs }).catch((error: unknown) => {
+          logger.debug({ err: error, upstream: upstreamKey, uri }, 'could not unsubscribe the upstream session from a resource nobody here watches');
+        }),
+    },
+  );
   const rules = new RulesRuntime(); // [rules] compiled once per snapshot and gateway
   pool.onNotification((upstreamKey, notification) => streams.onUpstreamNotification(upstreamKey, notification));
   // [proxy] A new upstream session holds none of the old one's subscriptions: subscribe again
@@ -75,13 +87,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       });
     }
   });
-  const forwards = deps.sessionForwards;
   // [proxy] Call streams resumed through another replica than the one holding the call.
   const sharedStreams = forwards ? new SharedCallStreams(callStreams, forwards, logger) : undefined;
   // [proxy] What another replica got for a call held here.
   forwards?.subscribeForwards((forwarded) => {
     if (forwarded.kind === 'cancel') calls.cancelTagged(forwarded.tag, forwarded.requestId, forwarded.reason);
     else if (forwarded.kind === 'answer') calls.answerTagged(forwarded.tag, forwarded.id, forwarded.result, forwarded.error);
+    else if (forwarded.kind === 'session-notify') streams.onSharedNotify(forwarded.tag, { method: forwarded.method, ...(forwarded.params ? { params: forwarded.params } : {}) });
+    else if (forwarded.kind === 'session-unsubscribe') streams.onSharedUnsubscribe(forwarded.tag, forwarded.uri);
     else sharedStreams?.onMessage(forwarded);
   });
 

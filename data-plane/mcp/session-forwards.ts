@@ -10,6 +10,14 @@ export type ForwardedSessionMessage =
   | { readonly kind: 'cancel'; readonly tag: string; readonly requestId: string | number; readonly reason?: string }
   /** The client's answer to a server-to-client request relayed by another replica. */
   | { readonly kind: 'answer'; readonly tag: string; readonly id: string; readonly result?: unknown; readonly error?: unknown }
+  /**
+   * A notification for a session's GET stream (`resources/updated` of a subscription made
+   * here) that no stream on this replica carries: the replica holding the session's open
+   * GET stream sends it.
+   */
+  | { readonly kind: 'session-notify'; readonly tag: string; readonly method: string; readonly params?: Record<string, unknown> }
+  /** The session unsubscribed from a resource through this replica: a replica holding the subscription drops it. */
+  | { readonly kind: 'session-unsubscribe'; readonly tag: string; readonly uri: string }
   /** A client resumes a call's stream (`Last-Event-ID` after `after`) on replica `from`; the replica holding it answers. */
   | { readonly kind: 'stream-resume'; readonly tag: string; readonly stream: string; readonly after: number; readonly from: string }
   /** Stream traffic between the replica holding a call's stream and the one carrying it to the client (see `call-streams-shared.ts`). */
@@ -46,6 +54,12 @@ export function readForwardedMessage(text: string): ForwardedSessionMessage | un
   const m = raw as Record<string, unknown>;
   if (typeof m.stream === 'string' && typeof m.to === 'string') return readStreamForward(m, m.to, m.stream);
   if (typeof m.tag !== 'string' || m.tag === '') return undefined;
+  if (m.kind === 'session-notify' && typeof m.method === 'string') {
+    const params = m.params;
+    if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) return undefined;
+    return { kind: 'session-notify', tag: m.tag, method: m.method, ...(params === undefined ? {} : { params: params as Record<string, unknown> }) };
+  }
+  if (m.kind === 'session-unsubscribe' && typeof m.uri === 'string') return { kind: 'session-unsubscribe', tag: m.tag, uri: m.uri };
   if (m.kind === 'stream-resume' && typeof m.stream === 'string' && typeof m.from === 'string' && Number.isSafeInteger(m.after) && (m.after as number) >= 0) {
     return { kind: 'stream-resume', tag: m.tag, stream: m.stream, after: m.after as number, from: m.from };
   }

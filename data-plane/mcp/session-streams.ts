@@ -4,7 +4,8 @@ import type { FeatureType } from '../../schema/snapshot/index.js';
 import type { CompiledGateway, CompiledSnapshot } from '../snapshot/compiled-snapshot.js';
 import type { RelayedMessage } from '../upstream/relay.js';
 import type { SubscriptionHook } from './router.js';
-import type { SessionClaims } from './session-id.js';
+import { sessionTag, type SessionClaims } from './session-id.js';
+import type { SharedSessionForwards } from './session-forwards.js';
 import { SseStream } from './sse.js';
 
 export interface SessionStreamsOptions {
@@ -25,16 +26,21 @@ interface Subscription {
 class SessionChannel {
   /** Distinguishes this channel's event ids from an earlier one's (a restart, another replica). */
   readonly nonce = randomBytes(6).toString('base64url');
+  /** The session's tag: what other replicas name it by. */
+  readonly tag: string;
   readonly events: { readonly id: string; readonly seq: number; readonly data: string }[] = [];
   seq = 0;
   stream: SseStream | undefined;
   readonly subscriptions = new Map<string, Subscription>();
 
   constructor(
+    sessionId: string,
     readonly gatewayId: string,
     readonly expiresAt: number,
     public lastActive: number,
-  ) {}
+  ) {
+    this.tag = sessionTag(sessionId);
+  }
 }
 
 /** Upstream list-change notifications and the feature types (of an entry) they concern. */
@@ -59,6 +65,13 @@ export class SessionStreams {
   constructor(
     private readonly options: SessionStreamsOptions,
     private readonly snapshot: () => CompiledSnapshot | undefined,
+    /**
+     * With Redis: a subscription's `resources/updated` for a session whose GET stream is on
+     * another replica goes there, and an unsubscribe made elsewhere reaches the replica
+     * holding the subscription. `unwatched` is told when no session here watches an
+     * upstream URI any more (to unsubscribe the upstream session).
+     */
+    private readonly shared?: { readonly forwards: SharedSessionForwards; readonly unwatched: (upstreamKey: string, upstreamUri: string) => void },
   ) {}
 
   get size(): number {
@@ -100,6 +113,8 @@ export class SessionStreams {
       },
       remove: (exposedUri) => {
         this.channels.get(sessionId)?.subscriptions.delete(exposedUri);
+        // The subscription may have been made through another replica: it drops it there.
+        if (this.shared) void this.shared.forwards.publishForward({ kind: 'session-unsubscribe', tag: sessionTag(sessionId), uri: exposedUri });
         let remaining = 0;
         for (const channel of this.channels.values()) if (channel.gatewayId === claims.gatewayId && channel.subscriptions.has(exposedUri)) remaining += 1;
         return remaining;
@@ -141,6 +156,22 @@ export class SessionStreams {
     }
   }
 
+  /** A notification another replica could not deliver: sent on the session's GET stream if it is open here. */
+  onSharedNotify(tag: string, message: RelayedMessage): void {
+    for (const channel of this.channels.values()) if (channel.tag === tag && channel.stream?.isOpen) this.push(channel, message);
+  }
+
+  /** The session unsubscribed through another replica: drops the subscription here, and the upstream's when nobody here watches it. */
+  onSharedUnsubscribe(tag: string, exposedUri: string): void {
+    for (const channel of this.channels.values()) {
+      if (channel.tag !== tag) continue;
+      const subscription = channel.subscriptions.get(exposedUri);
+      if (!subscription) continue;
+      channel.subscriptions.delete(exposedUri);
+      if (!this.upstreamSubscriptions(subscription.upstreamKey).has(subscription.upstreamUri)) this.shared?.unwatched(subscription.upstreamKey, subscription.upstreamUri);
+    }
+  }
+
   close(): void {
     for (const channel of this.channels.values()) channel.stream?.end();
     this.channels.clear();
@@ -150,7 +181,7 @@ export class SessionStreams {
     let channel = this.channels.get(sessionId);
     if (!channel) {
       this.sweep(now);
-      channel = new SessionChannel(claims.gatewayId, claims.issuedAt + maxAgeMs, now);
+      channel = new SessionChannel(sessionId, claims.gatewayId, claims.issuedAt + maxAgeMs, now);
       this.channels.set(sessionId, channel);
     }
     channel.lastActive = now;
@@ -166,7 +197,11 @@ export class SessionStreams {
     };
     channel.events.push(event);
     if (channel.events.length > this.options.bufferSize) channel.events.shift();
-    channel.stream?.send(event.data, event.id);
+    if (channel.stream?.isOpen) channel.stream.send(event.data, event.id);
+    // A subscription's update for a session whose GET stream is not here: to the replica that has it.
+    else if (this.shared && message.method === 'notifications/resources/updated') {
+      void this.shared.forwards.publishForward({ kind: 'session-notify', tag: channel.tag, method: message.method, ...(message.params ? { params: message.params } : {}) });
+    }
   }
 
   private replay(channel: SessionChannel, lastEventId: string | undefined): SessionChannel['events'] {

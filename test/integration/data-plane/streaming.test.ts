@@ -482,6 +482,28 @@ describe('a client whose messages land on another replica than its call (Redis)'
     expect([...rest.matchAll(/^id: p\.[\w]+\.(\d+)$/gm)].map((m) => Number(m[1]))).toEqual([1, 2, 3, 4]); // the priming echo of the client's id, then 2, 3, 4
   });
 
+  it('delivers a subscription made through replica A on the GET stream held by replica B, and an unsubscribe made through B stops it', async () => {
+    const updated: string[] = [];
+    const sentTo: string[] = [];
+    // GET streams and unsubscribes go to replica B; everything else (subscribe, the tool that triggers the update) to A.
+    const routed: FetchLike = async (input, init) => {
+      const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string }) : undefined;
+      const toB = init?.method === 'GET' || body?.method === 'resources/unsubscribe';
+      sentTo.push(`${init?.method === 'GET' ? 'GET' : (body?.method ?? '?')}→${toB ? 'B' : 'A'}`);
+      return fetch(toB ? urls[1]! : urls[0]!, init);
+    };
+    const client = await connect({}, (c) => c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri)), routed);
+    await expect.poll(() => sentTo.includes('GET→B'), { timeout: 5_000 }).toBe(true);
+    await client.subscribeResource({ uri: 'conf+test://watched-resource' });
+    await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
+    await expect.poll(() => updated, { timeout: 5_000 }).toEqual(['conf+test://watched-resource']);
+    await client.unsubscribeResource({ uri: 'conf+test://watched-resource' });
+    expect(sentTo).toContain('resources/unsubscribe→B');
+    await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(updated).toHaveLength(1);
+  });
+
   it('serves a GET whose stream no replica holds as the session stream, after a short wait', async () => {
     const session = { ...(await rawSession(urls[1]!)), accept: 'text/event-stream', 'last-event-id': 'p.nosuchstream.3' };
     const controller = new AbortController();

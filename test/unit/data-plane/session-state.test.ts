@@ -72,10 +72,15 @@ describe('forwarded session messages', () => {
     }
   });
 
-  it('reads the messages of call streams resumed through another replica, and refuses malformed ones', () => {
+  it('reads the messages of call streams resumed and subscriptions served through another replica, and refuses malformed ones', () => {
     const read = (message: object) => readForwardedMessage(JSON.stringify(message));
     const resume = { kind: 'stream-resume', tag: 't', stream: 'p.abc', after: 2, from: 'B' };
     expect(read(resume)).toEqual(resume);
+    const notify = { kind: 'session-notify', tag: 't', method: 'notifications/resources/updated', params: { uri: 'x+test://a' } };
+    expect(read(notify)).toEqual(notify);
+    expect(read({ kind: 'session-unsubscribe', tag: 't', uri: 'x+test://a' })).toEqual({ kind: 'session-unsubscribe', tag: 't', uri: 'x+test://a' });
+    expect(read({ ...notify, params: [1] })).toBeUndefined();
+    expect(read({ kind: 'session-unsubscribe', tag: 't' })).toBeUndefined();
     for (const message of [
       { kind: 'stream-attached', to: 'B', stream: 'p.abc', from: 'A' },
       { kind: 'stream-event', to: 'B', stream: 'p.abc', id: 'p.abc.3', data: '{"jsonrpc":"2.0"}' },
