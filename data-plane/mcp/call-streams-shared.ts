@@ -86,7 +86,11 @@ export class SharedCallStreams {
       return true;
     }
     const carried = this.#carried.get(forward.stream);
-    if (!carried) return true;
+    if (!carried) {
+      // The holder answered after this replica gave up waiting: it must not count on a carrier.
+      if (forward.kind === 'stream-attached') void this.forwards.publishForward({ kind: 'stream-left', to: forward.from, stream: forward.stream, from: this.replica });
+      return true;
+    }
     switch (forward.kind) {
       case 'stream-attached':
         carried.holder = forward.from;
@@ -106,6 +110,13 @@ export class SharedCallStreams {
   /** The holder's answer arrived: the client's response becomes the stream. */
   #open(id: string, carried: Carried): void {
     if (carried.stream) return;
+    if (carried.res.destroyed) {
+      // The client left while this replica waited for the holder.
+      this.#carried.delete(id);
+      if (carried.holder) void this.forwards.publishForward({ kind: 'stream-left', to: carried.holder, stream: id, from: this.replica });
+      carried.attached(true);
+      return;
+    }
     const stream = new SseStream(carried.res);
     carried.stream = stream;
     stream.prime(carried.lastEventId, carried.retryMs);

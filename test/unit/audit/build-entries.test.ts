@@ -74,12 +74,14 @@ describe('building audit entries from a recorded call', () => {
     expect(call.upstream).toHaveLength(3);
     const built = buildCallEntries(call, deps);
     expect(built.filter((e) => e.leg === 'upstream_request').map((e) => e.serverId)).toEqual(['srv-http', 'srv-dead', 'srv-http']);
+    // Stamps are performance.now() fractions: durations are exact up to floating point.
+    const ms = (value: number) => expect.closeTo(value, 6);
     expect(built.filter((e) => e.leg === 'upstream_response').map((e) => [e.serverId, e.status, e.durationMs])).toEqual([
-      ['srv-http', 'ok', 4],
-      ['srv-dead', 'error', 8],
-      ['srv-http', 'ok', 2],
+      ['srv-http', 'ok', ms(4)],
+      ['srv-dead', 'error', ms(8)],
+      ['srv-http', 'ok', ms(2)],
     ]);
-    expect(leg(built, 'client_response')).toMatchObject({ serverId: null, assignmentId: null, durationMs: 12, upstreamMs: 9, gatewayMs: 3 });
+    expect(leg(built, 'client_response')).toMatchObject({ serverId: null, assignmentId: null, durationMs: ms(12), upstreamMs: ms(9), gatewayMs: ms(3) });
     expect(leg(built, 'client_request')).toMatchObject({ serverId: null, method: 'tools/list' });
   });
 
