@@ -95,6 +95,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     else if (forwarded.kind === 'answer') calls.answerTagged(forwarded.tag, forwarded.id, forwarded.result, forwarded.error);
     else if (forwarded.kind === 'session-notify') streams.onSharedNotify(forwarded.tag, { method: forwarded.method, ...(forwarded.params ? { params: forwarded.params } : {}) });
     else if (forwarded.kind === 'session-unsubscribe') streams.onSharedUnsubscribe(forwarded.tag, forwarded.uri);
+    else if (forwarded.kind === 'list-changed') streams.onSharedListChanged(forwarded.gateways, forwarded.method, forwarded.from);
     else sharedStreams?.onMessage(forwarded);
   });
 

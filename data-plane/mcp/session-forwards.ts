@@ -16,6 +16,12 @@ export type ForwardedSessionMessage =
    * GET stream sends it.
    */
   | { readonly kind: 'session-notify'; readonly tag: string; readonly method: string; readonly params?: Record<string, unknown> }
+  /**
+   * An upstream of these gateways changed a list (`notifications/<type>/list_changed` as
+   * the gateway relays it): every replica tells the sessions of those gateways whose GET
+   * streams it holds, also the replicas with no upstream session of their own to it.
+   */
+  | { readonly kind: 'list-changed'; readonly gateways: readonly string[]; readonly method: string; readonly from: string }
   /** The session unsubscribed from a resource through this replica: a replica holding the subscription drops it. */
   | { readonly kind: 'session-unsubscribe'; readonly tag: string; readonly uri: string }
   /** A client resumes a call's stream (`Last-Event-ID` after `after`) on replica `from`; the replica holding it answers. */
@@ -53,6 +59,11 @@ export function readForwardedMessage(text: string): ForwardedSessionMessage | un
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Record<string, unknown>;
   if (typeof m.stream === 'string' && typeof m.to === 'string') return readStreamForward(m, m.to, m.stream);
+  if (m.kind === 'list-changed') {
+    const gateways = m.gateways;
+    if (!Array.isArray(gateways) || !gateways.every((id) => typeof id === 'string') || typeof m.method !== 'string' || !m.method.endsWith('/list_changed') || typeof m.from !== 'string') return undefined;
+    return { kind: 'list-changed', gateways: gateways as string[], method: m.method, from: m.from };
+  }
   if (typeof m.tag !== 'string' || m.tag === '') return undefined;
   if (m.kind === 'session-notify' && typeof m.method === 'string') {
     const params = m.params;

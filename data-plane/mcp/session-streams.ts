@@ -13,9 +13,11 @@ export interface SessionStreamsOptions {
   readonly bufferSize: number;
   /** A session with no open GET stream and no activity for this long is forgotten. */
   readonly idleMs: number;
+  /** A gateway's sessions are told of list changes at most once per this many ms (plus one trailing notice); 0: every time. */
+  readonly listChangedRepeatMs?: number;
 }
 
-export const DEFAULT_SESSION_STREAMS: SessionStreamsOptions = { bufferSize: 256, idleMs: 10 * 60 * 1000 };
+export const DEFAULT_SESSION_STREAMS: SessionStreamsOptions = { bufferSize: 256, idleMs: 10 * 60 * 1000, listChangedRepeatMs: 1_000 };
 
 interface Subscription {
   readonly upstreamKey: string;
@@ -61,6 +63,12 @@ const LIST_CHANGED: { readonly [method: string]: readonly FeatureType[] } = {
  */
 export class SessionStreams {
   private readonly channels = new Map<string, SessionChannel>();
+  /** When each gateway's sessions were last told of a list change, by `gateway, method` (one per upstream change, however many replicas relay it). */
+  private readonly listChangedAt = new Map<string, number>();
+  /** A list change to tell once the second since the last one ends. */
+  private readonly listChangedLater = new Map<string, NodeJS.Timeout>();
+  /** This replica, so that its own relayed list changes are not told twice. */
+  readonly replica = randomBytes(9).toString('base64url');
 
   constructor(
     private readonly options: SessionStreamsOptions,
@@ -138,9 +146,11 @@ export class SessionStreams {
     const types = LIST_CHANGED[notification.method];
     if (types) {
       const gateways = gatewaysServing(compiled, upstreamKey, types);
-      for (const channel of this.channels.values()) {
-        if (gateways.has(channel.gatewayId)) this.push(channel, { method: notification.method });
-      }
+      if (gateways.size === 0) return;
+      // Here at once, and to the replicas whose sessions' GET streams are elsewhere (a replica
+      // may have no upstream session of its own to tell it); repeats within a second are dropped.
+      this.listChanged(gateways, notification.method, false);
+      if (this.shared) void this.shared.forwards.publishForward({ kind: 'list-changed', gateways: [...gateways], method: notification.method, from: this.replica });
       return;
     }
     if (notification.method === 'notifications/resources/updated') {
@@ -154,6 +164,41 @@ export class SessionStreams {
         }
       }
     }
+  }
+
+  /** Another replica's upstream changed a list these gateways serve. */
+  onSharedListChanged(gatewayIds: readonly string[], method: string, from: string): void {
+    if (from !== this.replica && LIST_CHANGED[method]) this.listChanged(new Set(gatewayIds), method, true);
+  }
+
+  /**
+   * Tells the sessions of these gateways on this replica that a list changed. What this
+   * replica's own upstream sessions report is told at once. What other replicas relay
+   * (`throttled`) is told at once unless a change was told within `listChangedRepeatMs`;
+   * then once when that window ends, so none is lost, and the same change reported by
+   * several replicas comes out as two notifications at most.
+   */
+  private listChanged(gateways: ReadonlySet<string>, method: string, throttled: boolean): void {
+    const now = Date.now();
+    const repeatMs = this.options.listChangedRepeatMs ?? 0;
+    const fresh = new Set<string>();
+    for (const gatewayId of gateways) {
+      const key = `${gatewayId}\u0000${method}`;
+      const last = this.listChangedAt.get(key);
+      if (!throttled || last === undefined || now - last >= repeatMs) {
+        this.listChangedAt.set(key, now);
+        fresh.add(gatewayId);
+      } else if (!this.listChangedLater.has(key)) {
+        const timer = setTimeout(() => {
+          this.listChangedLater.delete(key);
+          this.listChanged(new Set([gatewayId]), method, true);
+        }, repeatMs - (now - last));
+        timer.unref();
+        this.listChangedLater.set(key, timer);
+      }
+    }
+    if (fresh.size === 0) return;
+    for (const channel of this.channels.values()) if (fresh.has(channel.gatewayId)) this.push(channel, { method });
   }
 
   /** A notification another replica could not deliver: sent on the session's GET stream if it is open here. */
@@ -175,6 +220,8 @@ export class SessionStreams {
   close(): void {
     for (const channel of this.channels.values()) channel.stream?.end();
     this.channels.clear();
+    for (const timer of this.listChangedLater.values()) clearTimeout(timer);
+    this.listChangedLater.clear();
   }
 
   private channel(sessionId: string, claims: SessionClaims, maxAgeMs: number, now: number): SessionChannel {

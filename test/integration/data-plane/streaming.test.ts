@@ -368,11 +368,18 @@ describe('the GET-stream buffer', () => {
     return res as unknown as ServerResponse & { text: string };
   }
 
-  it('keeps a bounded number of events and replays only what follows Last-Event-ID', async () => {
+  /** `SessionStreams` alone over a snapshot of the mutable fixture, with a session's claims. */
+  async function standaloneStreams(options: ConstructorParameters<typeof SessionStreams>[0]) {
     const compiled = acceptSnapshot(undefined, await gatewaySnapshot([{ url: mutable.url, prefix: 'mut' }]));
-    const upstreamKey = compiled.gatewaysBySlug.get(GATEWAY_SLUG)!.entries[0]!.upstreamKey;
-    const streams = new SessionStreams({ bufferSize: 3, idleMs: 60_000 }, () => compiled);
-    const claims = { workspaceId: 'ws-conf', gatewayId: 'gw-conf', connectionId: 'conn-conf', protocolVersion: '2025-11-25', issuedAt: Date.now() };
+    return {
+      streams: new SessionStreams(options, () => compiled),
+      upstreamKey: compiled.gatewaysBySlug.get(GATEWAY_SLUG)!.entries[0]!.upstreamKey,
+      claims: { workspaceId: 'ws-conf', gatewayId: 'gw-conf', connectionId: 'conn-conf', protocolVersion: '2025-11-25', issuedAt: Date.now() },
+    };
+  }
+
+  it('keeps a bounded number of events and replays only what follows Last-Event-ID', async () => {
+    const { streams, upstreamKey, claims } = await standaloneStreams({ bufferSize: 3, idleMs: 60_000, listChangedRepeatMs: 0 });
     const first = fakeResponse();
     expect(streams.open('s1', claims, 3_600_000, first, undefined, Date.now())).toBe(true);
     for (let i = 0; i < 5; i += 1) streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
@@ -390,6 +397,27 @@ describe('the GET-stream buffer', () => {
     const foreign = fakeResponse();
     streams.open('s1', claims, 3_600_000, foreign, 'other-7', Date.now());
     expect([...foreign.text.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1])).toEqual([ids[3], ids[4], ids[5]]);
+    streams.close();
+  });
+
+  it('tells every change its own upstreams report, and a burst relayed by other replicas once at once and once when the window ends', async () => {
+    const { streams, upstreamKey, claims } = await standaloneStreams({ bufferSize: 16, idleMs: 60_000, listChangedRepeatMs: 150 });
+    const res = fakeResponse();
+    streams.open('s1', claims, 3_600_000, res, undefined, Date.now());
+    const told = () => [...res.text.matchAll(/"notifications\/tools\/list_changed"/g)].length;
+    streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
+    streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
+    expect(told()).toBe(2); // this replica's own upstream: every time
+    // The same change relayed by other replicas (three times), and this replica's own relay (ignored).
+    for (let i = 0; i < 3; i += 1) streams.onSharedListChanged(['gw-conf'], 'notifications/tools/list_changed', 'another-replica');
+    streams.onSharedListChanged(['gw-conf'], 'notifications/tools/list_changed', streams.replica);
+    expect(told()).toBe(2);
+    await expect.poll(told, { timeout: 2_000 }).toBe(3); // once, when the window ends
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(told()).toBe(3);
+    // A relayed change after the window is told at once.
+    streams.onSharedListChanged(['gw-conf'], 'notifications/tools/list_changed', 'another-replica');
+    expect(told()).toBe(4);
     streams.close();
   });
 });
@@ -502,6 +530,19 @@ describe('a client whose messages land on another replica than its call (Redis)'
     await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(updated).toHaveLength(1);
+  });
+
+  it("tells a session whose GET stream is on replica B of a list change only replica A's upstream session saw", async () => {
+    let changes = 0;
+    // GET streams go to B; everything else to A, so only A opens upstream sessions to the mutable server.
+    const getOnB: FetchLike = async (input, init) => fetch(init?.method === 'GET' ? urls[1]! : urls[0]!, init);
+    const client = await connect({}, (c) => c.setNotificationHandler(ToolListChangedNotificationSchema, () => void (changes += 1)), getOnB);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('mut__lookup');
+    const mutableKey = snapshots.current()!.gatewaysBySlug.get(GATEWAY_SLUG)!.entries.find((e) => e.assignment.namespacePrefix === 'mut')!.upstreamKey;
+    expect(replicas[1]!.pool.peek(mutableKey)).toBeUndefined(); // B has no session of its own to tell it
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    writeFileSync(join(stateDir, 'description'), `Looks up a record by id (changed on A at ${Date.now()})`);
+    await expect.poll(() => changes, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
   });
 
   it('serves a GET whose stream no replica holds as the session stream, after a short wait', async () => {

@@ -80,6 +80,9 @@ describe('forwarded session messages', () => {
     expect(read(notify)).toEqual(notify);
     expect(read({ kind: 'session-unsubscribe', tag: 't', uri: 'x+test://a' })).toEqual({ kind: 'session-unsubscribe', tag: 't', uri: 'x+test://a' });
     expect(read({ ...notify, params: [1] })).toBeUndefined();
+    const changed = { kind: 'list-changed', gateways: ['gw-1', 'gw-2'], method: 'notifications/tools/list_changed', from: 'A' };
+    expect(read(changed)).toEqual(changed);
+    for (const junk of [{ ...changed, gateways: 'gw-1' }, { ...changed, gateways: [1] }, { ...changed, method: 'tools/call' }, { ...changed, from: undefined }]) expect(read(junk)).toBeUndefined();
     expect(read({ kind: 'session-unsubscribe', tag: 't' })).toBeUndefined();
     for (const message of [
       { kind: 'stream-attached', to: 'B', stream: 'p.abc', from: 'A' },
