@@ -24,9 +24,9 @@ export interface IdleProbeEvents {
 }
 
 /**
- * Pings one upstream session when it has answered nothing for `intervalMs`: any answer
- * to any request (calls included) resets the wait, so a busy session is never pinged and
- * a call never waits for a probe. The ping goes through the session's direct-request path
+ * Pings one upstream session when it has had no call in flight and answered nothing for
+ * `intervalMs`: any answer to any request (calls included) resets the wait, so a busy
+ * session is never pinged and a call never waits for a probe. The ping goes through the session's direct-request path
  * with its own timeout. `failures` pings in a row without an answer, and no other answer
  * meanwhile, report the process hung. Its timer never keeps the process alive, and it stops
  * for good with {@link stop} or when the session closes.
@@ -66,6 +66,13 @@ export class IdleProbe {
     this.timer = undefined;
     if (this.stopped) return;
     if (this.calls.isClosed) return this.stop();
+    // Calls in flight: busy, not idle. A server that serves one request at a time answers
+    // nothing, ping included, until its call ends; a process stuck mid-call is found once
+    // that call ended (its own timeout) and the session still answers nothing.
+    if (this.calls.size > 0) {
+      this.consecutive = 0;
+      return this.schedule(this.options.intervalMs);
+    }
     const idleMs = performance.now() - this.calls.lastAnswerAt;
     if (idleMs < this.options.intervalMs) {
       this.consecutive = 0;

@@ -159,6 +159,18 @@ describe('IdleProbe', () => {
     probe.stop();
   });
 
+  it('never pings while a call is in flight, however long it runs without an answer (one request at a time is not a hang)', async () => {
+    const { calls, probe, events, pings } = await session({ deaf: true, slowMs: 6 * OPTIONS.intervalMs });
+    probe.start();
+    const slow = calls.request('slow', undefined, { timeoutMs: 5_000 });
+    await sleep(5 * OPTIONS.intervalMs);
+    expect(pings()).toBe(0);
+    await slow;
+    // Idle again and still deaf to pings: found hung now.
+    await eventually(async () => expect(events.hung).toHaveLength(1), 2_000, 10);
+    expect(pings()).toBe(2);
+  });
+
   it('stops when the session closes', async () => {
     const { probe, pings, close } = await session();
     probe.start();
