@@ -260,11 +260,7 @@ export class UpstreamConnection {
   /** Ends the upstream session for good and stops (or releases) the managed process. */
   async close(): Promise<void> {
     this.closed = true;
-    const client = this.client;
-    this.client = undefined;
-    this.direct = undefined;
-    this.ready = undefined;
-    this.stopProbe();
+    const client = this.forgetSession();
     const release = this.releaseProcess;
     this.releaseProcess = undefined;
     await Promise.all([release?.(), client?.close().catch(() => undefined)]);
@@ -272,17 +268,18 @@ export class UpstreamConnection {
 
   /** Drops the current upstream session (its process died); the next call opens a new one. */
   private dropSession(): void {
+    void this.forgetSession()?.close().catch(() => undefined);
+  }
+
+  /** Forgets the current upstream session (client, direct path, pending open, probe); returns its client to close. */
+  private forgetSession(): Client | undefined {
     const client = this.client;
     this.client = undefined;
     this.direct = undefined;
     this.ready = undefined;
-    this.stopProbe();
-    void client?.close().catch(() => undefined);
-  }
-
-  private stopProbe(): void {
     this.probe?.stop();
     this.probe = undefined;
+    return client;
   }
 
   /**
@@ -348,11 +345,7 @@ export class UpstreamConnection {
     };
     client.onclose = () => {
       // A closed session is never reused: the next call initializes a new one.
-      if (this.client !== client) return;
-      this.client = undefined;
-      this.direct = undefined;
-      this.ready = undefined;
-      this.stopProbe();
+      if (this.client === client) this.forgetSession();
     };
     client.onerror = (error) => this.options.logger.debug({ err: error, upstream: this.key }, 'upstream transport error');
     try {

@@ -132,19 +132,24 @@ describe('environment', () => {
       }
       return 'no error';
     };
-    expect(failing({ GATEHOUSE_DATA_PLANE_ALLOWED_HOSTS: 'https://x.example.com' })).toBe('GATEHOUSE_DATA_PLANE_ALLOWED_HOSTS');
-    expect(failing({ GATEHOUSE_DATA_PLANE_ALLOWED_ORIGINS: 'app.example.com' })).toBe('GATEHOUSE_DATA_PLANE_ALLOWED_ORIGINS');
-    expect(failing({ GATEHOUSE_RATE_LIMIT_TOKEN_CAPACITY: 'lots' })).toBe('GATEHOUSE_RATE_LIMIT_TOKEN_CAPACITY');
-    expect(failing({ GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND: '0' })).toBe('GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND');
-    expect(failing({ REDIS_URL: 'localhost:6379' })).toBe('REDIS_URL');
-    expect(failing({ GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS: '1.5' })).toBe('GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS');
-    expect(failing({ GATEHOUSE_DATA_PLANE_FORWARDED_HEADER: 'x-real-ip' })).toBe('GATEHOUSE_DATA_PLANE_FORWARDED_HEADER');
-    expect(failing({ GATEHOUSE_RATE_LIMIT_IPV6_PREFIX: '8' })).toBe('GATEHOUSE_RATE_LIMIT_IPV6_PREFIX');
-    expect(failing({ GATEHOUSE_MANAGED_PROBE_INTERVAL_MS: '-1' })).toBe('GATEHOUSE_MANAGED_PROBE_INTERVAL_MS');
-    expect(failing({ GATEHOUSE_MANAGED_PROBE_INTERVAL_MS: 'soon' })).toBe('GATEHOUSE_MANAGED_PROBE_INTERVAL_MS');
-    expect(failing({ GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS: '0' })).toBe('GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS');
-    expect(failing({ GATEHOUSE_STREAM_RESUME_GRACE_MS: '0' })).toBe('GATEHOUSE_STREAM_RESUME_GRACE_MS');
-    expect(failing({ GATEHOUSE_STREAM_PRIME_AFTER_MS: '-5' })).toBe('GATEHOUSE_STREAM_PRIME_AFTER_MS');
+    // Each bad value is refused naming its variable.
+    for (const [variable, value] of [
+      ['GATEHOUSE_DATA_PLANE_ALLOWED_HOSTS', 'https://x.example.com'],
+      ['GATEHOUSE_DATA_PLANE_ALLOWED_ORIGINS', 'app.example.com'],
+      ['GATEHOUSE_RATE_LIMIT_TOKEN_CAPACITY', 'lots'],
+      ['GATEHOUSE_RATE_LIMIT_IP_REFILL_PER_SECOND', '0'],
+      ['REDIS_URL', 'localhost:6379'],
+      ['GATEHOUSE_DATA_PLANE_TRUSTED_PROXY_HOPS', '1.5'],
+      ['GATEHOUSE_DATA_PLANE_FORWARDED_HEADER', 'x-real-ip'],
+      ['GATEHOUSE_RATE_LIMIT_IPV6_PREFIX', '8'],
+      ['GATEHOUSE_MANAGED_PROBE_INTERVAL_MS', '-1'],
+      ['GATEHOUSE_MANAGED_PROBE_INTERVAL_MS', 'soon'],
+      ['GATEHOUSE_MANAGED_PROBE_TIMEOUT_MS', '0'],
+      ['GATEHOUSE_STREAM_RESUME_GRACE_MS', '0'],
+      ['GATEHOUSE_STREAM_PRIME_AFTER_MS', '-5'],
+    ] as const) {
+      expect(failing({ [variable]: value }), `${variable}=${value}`).toBe(variable);
+    }
   });
 
   it('maps the resumable-stream variables; a prime delay of 0 streams only when a message comes', () => {
