@@ -142,13 +142,14 @@ export class SessionStreams {
   /** A session-wide notification from an upstream connection: translated and queued for the sessions it concerns. */
   onUpstreamNotification(upstreamKey: string, notification: RelayedMessage): void {
     const compiled = this.snapshot();
-    if (!compiled || this.channels.size === 0) return;
+    // Without sessions here there is nobody to tell, unless other replicas have some.
+    if (!compiled || (this.channels.size === 0 && !this.shared)) return;
     const types = LIST_CHANGED[notification.method];
     if (types) {
       const gateways = gatewaysServing(compiled, upstreamKey, types);
       if (gateways.size === 0) return;
       // Here at once, and to the replicas whose sessions' GET streams are elsewhere (a replica
-      // may have no upstream session of its own to tell it); repeats within a second are dropped.
+      // may have no upstream session of its own to tell it; they throttle what is relayed).
       this.listChanged(gateways, notification.method, false);
       if (this.shared) void this.shared.forwards.publishForward({ kind: 'list-changed', gateways: [...gateways], method: notification.method, from: this.replica });
       return;

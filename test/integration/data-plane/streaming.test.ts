@@ -25,7 +25,7 @@ import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
 import { AuditShipper } from '../../../data-plane/audit/shipper.js';
 import { MemoryAuditTransport } from '../../../data-plane/audit/transport.js';
 import type { AuditEntry } from '../../../schema/audit/types.js';
-import { SessionStreams } from '../../../data-plane/mcp/session-streams.js';
+import { DEFAULT_SESSION_STREAMS, SessionStreams } from '../../../data-plane/mcp/session-streams.js';
 import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { ACCESS_TOKEN, GATEWAY_SLUG, gatewaySnapshot } from '../../conformance/gateway-fixture.js';
@@ -418,6 +418,17 @@ describe('the GET-stream buffer', () => {
     // A relayed change after the window is told at once.
     streams.onSharedListChanged(['gw-conf'], 'notifications/tools/list_changed', 'another-replica');
     expect(told()).toBe(4);
+    streams.close();
+  });
+
+  it('relays a list change to the other replicas even with no session of its own', async () => {
+    const compiled = acceptSnapshot(undefined, await gatewaySnapshot([{ url: mutable.url, prefix: 'mut' }]));
+    const published: unknown[] = [];
+    const forwards = { publishForward: async (message: unknown) => void published.push(message), subscribeForwards: () => undefined };
+    const streams = new SessionStreams(DEFAULT_SESSION_STREAMS, () => compiled, { forwards, unwatched: () => undefined });
+    expect(streams.size).toBe(0);
+    streams.onUpstreamNotification(compiled.gatewaysBySlug.get(GATEWAY_SLUG)!.entries[0]!.upstreamKey, { method: 'notifications/tools/list_changed' });
+    expect(published).toEqual([{ kind: 'list-changed', gateways: ['gw-conf'], method: 'notifications/tools/list_changed', from: streams.replica }]);
     streams.close();
   });
 });
