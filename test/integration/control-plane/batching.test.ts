@@ -62,7 +62,7 @@ async function grow(users: number, teams: number) {
   seq++;
 }
 
-async function statementsFor(query: string): Promise<{ statements: number; users: number }> {
+async function statementsOnce(query: string): Promise<{ statements: number; users: number }> {
   // A fresh key, used once and stamped before measuring: its last-used write (at most one a
   // minute) cannot land inside the measurement.
   const key = await keyWithRole(cp, 'Owner');
@@ -74,6 +74,17 @@ async function statementsFor(query: string): Promise<{ statements: number; users
   const before = tdb.database.stats.statements;
   const data = ok(await cp.gql(query, {}, key));
   return { statements: tdb.database.stats.statements - before, users: data.users.edges.length };
+}
+
+/**
+ * The fewest statements over three runs of the query. A background write that slips past
+ * `quiescent` (the snapshot publisher, a key stamp) or a loader split over two ticks adds to
+ * one run, never to all three; an N+1 adds to every run.
+ */
+async function statementsFor(query: string): Promise<{ statements: number; users: number }> {
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await statementsOnce(query));
+  return runs.reduce((a, b) => (b.statements < a.statements ? b : a));
 }
 
 describe('nested list queries', () => {
