@@ -4,8 +4,11 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
   ErrorCode,
   ListPromptsResultSchema,
+  ListRootsRequestSchema,
   ListResourcesResultSchema,
   ListResourceTemplatesResultSchema,
   ListToolsResultSchema,
@@ -16,6 +19,7 @@ import {
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
+import { UPSTREAM_CLIENT_CAPABILITIES } from '../../schema/snapshot/index.js';
 import { featureKey, toDiscoveredFeature, type DiscoveredFeature, type FeatureKind, type JsonObject } from './feature-hash.js';
 
 /**
@@ -127,7 +131,16 @@ export async function discoverServer(target: DiscoveryTarget, options: Discovery
     const message = 'the server URL is not a valid absolute URL (expected something like https://host/mcp)';
     throw new DiscoveryError('CONNECT_FAILED', message, { phase: 'start' }, { cause: error });
   }
-  const client = new Client(options.clientInfo ?? DEFAULT_CLIENT_INFO, { capabilities: {} });
+  // The gateway's own capabilities: a server that offers some tools only to clients able to
+  // sample or elicit must list them here as it does to the gateway's sessions. Discovery has
+  // no roots and no person or model to ask.
+  const client = new Client(options.clientInfo ?? DEFAULT_CLIENT_INFO, { capabilities: UPSTREAM_CLIENT_CAPABILITIES });
+  client.setRequestHandler(ListRootsRequestSchema, () => ({ roots: [] }));
+  for (const schema of [CreateMessageRequestSchema, ElicitRequestSchema]) {
+    client.setRequestHandler(schema, (request) => {
+      throw new McpError(ErrorCode.InvalidRequest, `feature discovery cannot answer ${request.method}: it only lists what the server offers`);
+    });
+  }
 
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeoutMs);

@@ -5,13 +5,12 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
   McpError,
-  type ClientCapabilities,
   type JSONRPCNotification,
   type Result,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Agent, type Dispatcher } from 'undici';
-import type { ManagedHttpUpstream, ManagedStdioUpstream, SnapshotAssignment } from '../../schema/snapshot/index.js';
+import { UPSTREAM_CLIENT_CAPABILITIES, type ManagedHttpUpstream, type ManagedStdioUpstream, type SnapshotAssignment } from '../../schema/snapshot/index.js';
 import type { DataPlaneLogger } from '../logger.js';
 import type { CompiledAssignment } from '../snapshot/compiled-snapshot.js';
 import { ChildStdioTransport } from './child-stdio-transport.js';
@@ -64,13 +63,6 @@ export type UpstreamNotificationListener = (upstreamKey: string, notification: R
 /** Called when an upstream session was replaced by a new one (the upstream forgot it, or its process restarted). */
 export type UpstreamRenewalListener = (upstreamKey: string) => void;
 
-/**
- * What the gateway declares to upstreams at initialize. One upstream session serves
- * every client session, so it declares what it can relay; a server-to-client request
- * meant for a client that did not declare the capability itself is answered with an
- * error naming that (see the endpoint's relay).
- */
-export const UPSTREAM_CLIENT_CAPABILITIES: ClientCapabilities = { sampling: {}, elicitation: {}, roots: {} };
 
 /** Server-to-client notifications that concern the session, not one call: broadcast to listeners. */
 const SESSION_NOTIFICATIONS = new Set([
@@ -324,6 +316,9 @@ export class UpstreamConnection {
     timeoutMs = Math.max(1, deadline - Date.now());
     const client = new Client(
       { name: this.options.clientInfo.name, version: this.options.clientInfo.version },
+      // What it can relay (discovery declares the same): one upstream session serves every
+      // client session, and a request meant for a client that did not declare the capability
+      // itself is answered with an error naming that (the endpoint's relay).
       { capabilities: UPSTREAM_CLIENT_CAPABILITIES },
     );
     // Server-to-client requests (sampling, elicitation, roots) go to the client of the call

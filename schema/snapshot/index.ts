@@ -7,3 +7,4 @@ export * from './hash.js';
 export * from './naming.js';
 export * from './validate.js';
 export * from './secrets.js';
+export * from './upstream-client.js';

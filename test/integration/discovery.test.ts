@@ -43,6 +43,8 @@ function expectEverything(result: DiscoveryResult) {
   expect(result.serverInfo.name).toBe('mcp-servers/everything');
   expect(result.protocolVersion).toMatch(/^\d{4}-\d{2}-\d{2}$/);
   expect(names(result, 'tool')).toEqual(expect.arrayContaining(['echo', 'get-sum', 'get-tiny-image']));
+  // Offered only to clients that declare sampling, elicitation or roots, as the gateway's sessions do.
+  expect(names(result, 'tool')).toEqual(expect.arrayContaining(['trigger-sampling-request', 'trigger-elicitation-request', 'get-roots-list']));
   expect(names(result, 'prompt')).toEqual(expect.arrayContaining(['simple-prompt', 'args-prompt']));
   expect(names(result, 'resource').length).toBeGreaterThan(0);
   expect(names(result, 'resourceTemplate').length).toBeGreaterThan(0);
