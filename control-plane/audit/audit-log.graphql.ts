@@ -24,6 +24,11 @@ export const AuditLegEnum = builder.enumType('AuditLeg', {
     UPSTREAM_RESPONSE: { value: 'upstream_response', description: 'What the upstream answered.' },
     CLIENT_RESPONSE: { value: 'client_response', description: 'What the gateway answered the client; one per call.' },
     POLICY_ACTION: { value: 'policy_action', description: 'A rule or pipeline stage acted on the call.' },
+    RELAYED_REQUEST: {
+      value: 'relayed_request',
+      description: 'A request the upstream sent the client while serving the call (sampling, elicitation, roots); method and jsonRpcId are its own.',
+    },
+    RELAYED_RESPONSE: { value: 'relayed_response', description: 'What went back to the upstream for a RELAYED_REQUEST: the client’s answer, or the gateway’s error.' },
   } as const,
 });
 
@@ -163,6 +168,12 @@ const AuditCall = builder.objectRef<AuditCallView>('AuditCall').implement({
     upstreamResponses: t.field({ type: [AuditLogEntry], resolve: (c) => byLeg(c, 'upstream_response') }),
     clientResponse: t.field({ type: AuditLogEntry, nullable: true, resolve: (c) => byLeg(c, 'client_response')[0] ?? null }),
     policyActions: t.field({ type: [AuditLogEntry], description: 'The POLICY_ACTION legs.', resolve: (c) => byLeg(c, 'policy_action') }),
+    relayedRequests: t.field({
+      type: [AuditLogEntry],
+      description: 'Requests the upstream sent the client during the call (sampling, elicitation, roots), in order.',
+      resolve: (c) => byLeg(c, 'relayed_request'),
+    }),
+    relayedResponses: t.field({ type: [AuditLogEntry], description: 'What went back upstream for each relayed request, in order.', resolve: (c) => byLeg(c, 'relayed_response') }),
     status: t.field({
       type: AuditStatusEnum,
       description: 'The client response’s status, or the worst status of any leg when it is missing.',

@@ -96,7 +96,16 @@ export function decodeCursor(cursor: string, field: string): { at: string; id: s
   return { at: m[1]!, id: m[2]! };
 }
 
-const LEG_ORDER: Record<AuditLeg, number> = { client_request: 0, upstream_request: 1, policy_action: 2, upstream_response: 3, client_response: 4 };
+/** Legs of one call recorded in the same microsecond, in the order they happen. */
+const LEG_ORDER: Record<AuditLeg, number> = {
+  client_request: 0,
+  upstream_request: 1,
+  relayed_request: 2,
+  relayed_response: 3,
+  policy_action: 4,
+  upstream_response: 5,
+  client_response: 6,
+};
 
 const retentionInput = z.object({ retentionDays: z.number().int('must be a whole number of days').min(1, 'must be at least 1 day').max(3650, 'must be at most 3650 days') });
 

@@ -26,6 +26,8 @@ export const PART_HOOK: { readonly [P in RulePart]: RuleHook } = {
   toolResults: 'response',
   resourceContents: 'response',
   promptMessages: 'response',
+  relayedRequests: 'response',
+  relayedAnswers: 'request',
 };
 
 /** Most patterns one regex rule may OR together. */

@@ -27,6 +27,16 @@ const PARTS = {
   TOOL_RESULTS: { value: 'toolResults', description: 'Response leg: tools/call content and structuredContent.' },
   RESOURCE_CONTENTS: { value: 'resourceContents', description: 'Response leg: resources/read text, and the suggested values of completion/complete for a resource or resource template.' },
   PROMPT_MESSAGES: { value: 'promptMessages', description: 'Response leg: prompts/get messages, and the suggested values of completion/complete for a prompt argument.' },
+  RELAYED_REQUESTS: {
+    value: 'relayedRequests',
+    description:
+      'Response leg: what an upstream asks the client while serving a call, in the scope of that call: the messages and system prompt of sampling/createMessage, the message of elicitation/create. A block refuses the request to the upstream; the client never sees it.',
+  },
+  RELAYED_ANSWERS: {
+    value: 'relayedAnswers',
+    description:
+      'Request leg: what the client answers such a request, before it goes upstream: the sampled content of sampling/createMessage, the values a person entered for elicitation/create. A block sends the upstream an error instead of the answer.',
+  },
 } as const;
 const ACTIONS = {
   BLOCK: {
@@ -331,7 +341,7 @@ const RuleScopeInput = builder.inputType('RuleScopeInput', {
       type: [RulePartEnum],
       required: true,
       description:
-        'What the rule scans; the rule must run on the leg of each part (REQUEST: TOOL_ARGUMENTS, PROMPT_ARGUMENTS, RESOURCE_URIS; RESPONSE: the others). completion/complete has no part of its own: it is scanned with the parts of the prompt or resource it completes.',
+        'What the rule scans; the rule must run on the leg of each part (REQUEST: TOOL_ARGUMENTS, PROMPT_ARGUMENTS, RESOURCE_URIS, RELAYED_ANSWERS; RESPONSE: the others). completion/complete has no part of its own: it is scanned with the parts of the prompt or resource it completes.',
     }),
   }),
 });

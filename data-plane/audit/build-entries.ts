@@ -51,6 +51,8 @@ const STAGE_NAMES: { readonly [stage: string]: string } = {
 };
 
 const CANCELLED_CODE = -32800;
+/** `RULE_BLOCKED_RPC_CODE` of `mcp/rules-stage.ts` (not imported: the entry worker's bundle stays free of the rule engine). */
+const RULE_BLOCKED_CODE = -32070;
 const NO_ACTIONS: readonly AuditPolicyAction[] = Object.freeze([]);
 /** Upstream params this close in length to the client's are the same text but for the translated name. */
 const SAME_TEXT_SLACK = 64;
@@ -185,9 +187,9 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
     bytesIn: null,
     bytesOut: null,
   });
-  const add = (fields: OwnFields): void => {
-    if (texts) texts.push(JSON.stringify(fields).slice(0, -1) + sharedTail);
-    if (entries) entries.push(Object.assign(fields, shared) as AuditEntry);
+  const add = (fields: OwnFields, sharedFields: SharedFields = shared, tail: string = sharedTail): void => {
+    if (texts) texts.push(JSON.stringify(fields).slice(0, -1) + tail);
+    if (entries) entries.push(Object.assign(fields, sharedFields) as AuditEntry);
   };
   const callWhere = { serverId, assignmentId };
 
@@ -291,7 +293,7 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
       received.bytesIn = Buffer.byteLength(text);
       // A fan-out's upstream pages are not what the client was sent: their tokens would be
       // counted by nobody (reports sum the client legs), at the cost of tokenizing every list.
-      received.outputTokens = text === resultText ? outputTokens : fanOut ? null : tokens.estimate(text);
+      received.outputTokens = fanOut ? null : text === resultText ? outputTokens : tokens.estimate(text);
       if (full) setBody(received, scrubber.jsonText(text, maxBody));
       add(received);
     } else {
@@ -303,6 +305,40 @@ function build(call: CallFacts, deps: EntryBuilderDeps, entries: AuditEntry[] | 
       if (full) setBody(refused, scrubber.toJsonText({ error: failure }, maxBody));
       add(refused);
     }
+  }
+
+  // ── Server-to-client requests: what the upstream asked the client, and what went back ──
+  for (const relayed of call.relayed ?? []) {
+    // The legs carry the relayed message's own method and id (the call's are on its other
+    // legs); the correlation id ties them to the call, `featureName` to the tool that asked.
+    const relayedShared: SharedFields = { ...shared, method: clip(relayed.method, L.method), jsonRpcId: relayed.relayedId === undefined ? null : clip(relayed.relayedId, L.jsonRpcId) };
+    const relayedTail = texts ? `,${JSON.stringify(relayedShared).slice(1)}` : '';
+    const outcome = relayed.outcome;
+    const refusedHere = relayed.relayedId === undefined;
+    const blocked = outcome !== undefined && 'error' in outcome && outcome.error.code === RULE_BLOCKED_CODE;
+    const asked = own('relayed_request', relayed.receivedAt, refusedHere ? (blocked ? 'blocked' : 'error') : 'ok', callWhere);
+    asked.bytesOut = relayed.bytesOut ?? null;
+    if (refusedHere && outcome !== undefined && 'error' in outcome) {
+      asked.errorCode = outcome.error.code;
+      asked.errorMessage = clip(outcome.error.message, L.errorMessage);
+    }
+    if (full) setBody(asked, scrubber.toJsonText({ method: relayed.method, ...(relayed.params ? { params: relayed.params } : {}) }, maxBody));
+    add(asked, relayedShared, relayedTail);
+    const endedAt = relayed.endedAt ?? call.endedAt;
+    const answered = own('relayed_response', endedAt, outcome !== undefined && 'result' in outcome ? 'ok' : blocked ? 'blocked' : 'error', callWhere);
+    answered.durationMs = endedAt - relayed.receivedAt;
+    if (outcome === undefined) {
+      answered.errorMessage = 'no answer from the client before the call ended';
+    } else if ('result' in outcome) {
+      const text = JSON.stringify(outcome.result) ?? 'null';
+      answered.bytesIn = Buffer.byteLength(text);
+      if (full) setBody(answered, scrubber.jsonText(text, maxBody));
+    } else {
+      answered.errorCode = outcome.error.code;
+      answered.errorMessage = clip(outcome.error.message, L.errorMessage);
+      if (full) setBody(answered, scrubber.toJsonText({ error: outcome.error }, maxBody));
+    }
+    add(answered, relayedShared, relayedTail);
   }
 
   // ── Policy actions: one entry each, and all of them on the client response ──

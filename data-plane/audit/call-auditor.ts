@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage as HttpRequest, ServerResponse } from 'node:http';
 import type { Result } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
+import type { RelayAuditHook, RelayedRequestRecord } from '../mcp/calls.js';
 import type { IncomingMessage as RpcMessage } from '../mcp/json-rpc.js';
 import type { CallAuditHook, UpstreamTarget } from '../mcp/router.js';
 import type { SessionClaims } from '../mcp/session-id.js';
@@ -73,7 +74,7 @@ export function callAudit(res: ServerResponse): AuditedCall | undefined {
  * router's {@link CallAuditHook}, so the router reports upstream legs and policy actions
  * straight into it.
  */
-export class AuditedCall implements CallAuditHook {
+export class AuditedCall implements CallAuditHook, RelayAuditHook {
   readonly correlationId = randomUUID();
   /** `performance.now()` at arrival. */
   readonly startedAt = performance.now();
@@ -91,11 +92,15 @@ export class AuditedCall implements CallAuditHook {
   responseBody: string | undefined;
   answeredResult: unknown;
   upstream: UpstreamLegRecord[] | undefined;
+  /** Server-to-client requests the upstream sent while serving the call, in arrival order. */
+  relayed: RelayedRequestRecord[] | undefined;
   actions: PolicyRecord[] | undefined;
   statusCode = 0;
   endedAt = 0;
   /** The connection closed before the answer was written (the client went away). */
   aborted = false;
+  /** The client cancelled the call (`notifications/cancelled`, or it went away): recorded as cancelled however its stream ended. */
+  cancelled = false;
   /** Whether a held call's answer reached a client ({@link hold}); undefined: read from the response. */
   delivered: boolean | undefined;
   #held = false;
@@ -195,6 +200,13 @@ export class AuditedCall implements CallAuditHook {
     (this.actions ??= []).push({ action, at: performance.now() });
   }
 
+  // ── RelayAuditHook (the call's relay, `mcp/calls.ts`) ──
+
+  relayedRequest(record: RelayedRequestRecord): void {
+    if (this.endedAt !== 0) return;
+    (this.relayed ??= []).push(record);
+  }
+
   /**
    * Keeps the record open after its response closed: a call whose stream the client may
    * resume on another connection (`call-streams.ts`) ends when {@link settle} says so.
@@ -222,7 +234,7 @@ export class AuditedCall implements CallAuditHook {
 
   /** Entries this call will produce, for the buffer's bound. */
   legCount(): number {
-    return 2 + 2 * (this.upstream?.length ?? 0) + (this.actions?.length ?? 0) + (this.refusal ? 1 : 0);
+    return 2 + 2 * (this.upstream?.length ?? 0) + 2 * (this.relayed?.length ?? 0) + (this.actions?.length ?? 0) + (this.refusal ? 1 : 0);
   }
 
   /** Epoch milliseconds of a `performance.now()` stamp of this call. */
@@ -261,7 +273,7 @@ export class CallAuditor {
     call.endedAt = performance.now();
     call.statusCode = res.statusCode;
     // A batch element's captured response has no `writableFinished`.
-    call.aborted = call.delivered === undefined ? !(res.writableFinished ?? res.writableEnded) : !call.delivered;
+    call.aborted = call.cancelled || (call.delivered === undefined ? !(res.writableFinished ?? res.writableEnded) : !call.delivered);
     if (!call.sessionId) {
       // initialize: the session it issued.
       const issued = res.getHeader('mcp-session-id');

@@ -41,6 +41,8 @@ export interface CallFacts {
   readonly responseBody: string | undefined;
   readonly refusal: { readonly code: string; readonly stage: string | undefined; readonly rpcCode: number | null; readonly message: string } | undefined;
   readonly upstream: readonly UpstreamLegFacts[];
+  /** Server-to-client requests relayed during the call (absent in facts taken before they were recorded). */
+  readonly relayed?: readonly RelayedLegFacts[];
   readonly actions: readonly { readonly action: AuditPolicyAction; readonly at: number }[];
 }
 
@@ -55,6 +57,19 @@ export interface UpstreamLegFacts {
   readonly outcome: { readonly result: unknown } | { readonly error: { readonly code: number | null; readonly message: string } } | undefined;
   /** The client's answer was serialized from this leg's result object itself (no rule rewrote it): its text is the answer's. */
   readonly relayedAsIs: boolean;
+}
+
+/** A server-to-client request of the call (sampling, elicitation, roots) and what went back upstream. */
+export interface RelayedLegFacts {
+  readonly method: string;
+  readonly params: Record<string, unknown> | undefined;
+  /** The id the client was asked under; undefined when the gateway did not relay it (the outcome says why). */
+  readonly relayedId: string | undefined;
+  readonly receivedAt: number;
+  readonly bytesOut: number | undefined;
+  readonly endedAt: number | undefined;
+  /** Undefined: still unanswered when the facts were taken. */
+  readonly outcome: { readonly result: unknown } | { readonly error: { readonly code: number | null; readonly message: string } } | undefined;
 }
 
 /**
@@ -119,15 +134,29 @@ export function callFacts(call: AuditedCall): CallFacts | undefined {
         sentAt: leg.sentAt,
         startedAt: leg.startedAt,
         endedAt: leg.endedAt,
-        outcome: outcome === undefined ? undefined : 'result' in outcome ? { result: outcome.result } : { error: describeUpstreamError(outcome.error) },
+        outcome: outcomeFacts(outcome),
         relayedAsIs: outcome !== undefined && 'result' in outcome && outcome.result === call.answeredResult,
       };
     }),
+    relayed: (call.relayed ?? []).map((record) => ({
+      method: record.method,
+      params: record.params,
+      relayedId: record.relayedId,
+      receivedAt: record.receivedAt,
+      bytesOut: record.bytesOut,
+      endedAt: record.endedAt,
+      outcome: outcomeFacts(record.outcome),
+    })),
     actions: call.actions ?? [],
   };
 }
 
-function describeUpstreamError(error: unknown): { code: number | null; message: string } {
+/** An upstream's or a client's answer as plain data: the result, or the error as JSON-RPC describes it. */
+function outcomeFacts(outcome: { readonly result: unknown } | { readonly error: unknown } | undefined): UpstreamLegFacts['outcome'] {
+  return outcome === undefined ? undefined : 'result' in outcome ? { result: outcome.result } : { error: describeError(outcome.error) };
+}
+
+function describeError(error: unknown): { code: number | null; message: string } {
   try {
     const rpc = toRpcError(error);
     return { code: int32(rpc.code), message: rpc.message };

@@ -2,9 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, McpError, type Progress, type ProgressToken, type Result } from '@modelcontextprotocol/sdk/types.js';
 import type { CallRelay, RelayedMessage } from '../upstream/relay.js';
 import type { JsonRpcId } from './json-rpc.js';
+import type { RulesHook } from './router.js';
+import { RULE_BLOCKED_RPC_CODE } from './rules-stage.js';
 import { sessionTag, type RelayedClientCapabilities } from './session-id.js';
 import { logLevelRank } from './session-log-levels.js';
 import type { CallStreamSink } from './call-streams.js';
+
+/** JSON-RPC code of a cancelled request (as LSP uses; MCP sends no answer on SSE), and of cancellations in the audit trail. */
+export const REQUEST_CANCELLED = -32800;
 
 /** Ids the gateway gives server-to-client requests it relays (the client answers under them). */
 export const RELAYED_ID_PREFIX = 'gatehouse-';
@@ -36,6 +41,35 @@ export interface CallRelayOptions {
   readonly progressToken: ProgressToken | undefined;
   /** Log messages less severe than this rank are dropped (the session's `logging/setLevel`); undefined: all relayed. */
   readonly minimumLogRank?: number | undefined;
+  /** [audit] Where each relayed request and the answer it got are recorded (the call's record). */
+  readonly audit?: RelayAuditHook | undefined;
+  /** [rules] The call's content rules: what the upstream asks, and what the client answers, may be rewritten or blocked. */
+  readonly rules?: Pick<RulesHook, 'relayedRequest' | 'relayedAnswer'> | undefined;
+}
+
+/**
+ * A server-to-client request of one call, as the audit trail records it: what the upstream
+ * asked, whether it reached the client, and what went back upstream. Plain data, set as
+ * the exchange goes; the entries are built from it after the call (`build-entries.ts`).
+ */
+export interface RelayedRequestRecord {
+  readonly method: string;
+  readonly params: Record<string, unknown> | undefined;
+  /** `performance.now()` when the upstream's request arrived. */
+  readonly receivedAt: number;
+  /** The id the client was asked under; undefined when the gateway refused to relay it. */
+  relayedId?: string;
+  /** Bytes of the request as written to the client's stream. */
+  bytesOut?: number;
+  /** `performance.now()` when its outcome went back upstream. */
+  endedAt?: number;
+  /** The client's result, or the error the upstream got (the client's, or the gateway's when it refused or gave up). */
+  outcome?: { readonly result: Result } | { readonly error: McpError | Error };
+}
+
+/** What the relay tells the call's audit record (implemented by `AuditedCall`). */
+export interface RelayAuditHook {
+  relayedRequest(record: RelayedRequestRecord): void;
 }
 
 /**
@@ -49,6 +83,9 @@ export interface CallRelayOptions {
 export class CallRegistry {
   private readonly inFlight = new Map<string, AbortController>();
   private readonly pending = new Map<string, PendingServerRequest>();
+
+  /** `onRelayed` [ops]: told how each relayed request ended (the metric of relayed requests). */
+  constructor(private readonly options: { readonly onRelayed?: (method: string, outcome: RelayOutcome) => void } = {}) {}
 
   /** Registers a client request as cancellable; `finish` must be called when it ends. */
   begin(sessionId: string, requestId: JsonRpcId): { readonly signal: AbortSignal; abort(): void; finish(): void } {
@@ -119,18 +156,50 @@ export class CallRegistry {
     };
   }
 
+  /**
+   * One server-to-client request: refused when it cannot reach the client, else passed
+   * through the call's rules (the request, then the client's answer) and relayed; what
+   * happened is recorded for audit. Rejects with the error the upstream is to get.
+   */
   private relayRequest(options: CallRelayOptions, request: RelayedMessage, signal: AbortSignal): Promise<Result> {
-    const { stream } = options;
-    if (!stream?.isOpen) {
-      return Promise.reject(
-        new McpError(ErrorCode.InvalidRequest, `the gateway cannot relay ${request.method}: the client's call is answered as JSON, not an SSE stream`),
-      );
-    }
-    const capability = CAPABILITY_FOR[request.method];
-    if (capability !== undefined && !options.capabilities?.[capability]) {
-      return Promise.reject(new McpError(ErrorCode.InvalidRequest, `the client did not declare the "${capability}" capability, so ${request.method} cannot be relayed to it`));
-    }
+    const record: RelayedRequestRecord | undefined = options.audit ? { method: request.method, params: request.params, receivedAt: performance.now() } : undefined;
+    if (record) options.audit!.relayedRequest(record);
+    const refusal = relayRefusal(options, request.method);
+    const onRelayed = this.options.onRelayed;
+    return (refusal ? Promise.reject(refusal) : this.relayThroughRules(options, request, signal, record)).then(
+      (result) => {
+        if (record) {
+          record.endedAt = performance.now();
+          record.outcome = { result };
+        }
+        onRelayed?.(request.method, 'answered');
+        return result;
+      },
+      (error: unknown) => {
+        if (record) {
+          record.endedAt = performance.now();
+          record.outcome = { error: error instanceof Error ? error : new Error(String(error)) };
+        }
+        onRelayed?.(request.method, refusal ? 'refused' : relayOutcome(error));
+        throw error;
+      },
+    );
+  }
+
+  private async relayThroughRules(options: CallRelayOptions, request: RelayedMessage, signal: AbortSignal, record: RelayedRequestRecord | undefined): Promise<Result> {
+    const { rules } = options;
+    const asked = rules && request.params ? { method: request.method, params: await rules.relayedRequest(request.method, request.params) } : request;
+    const answer = await this.exchange(options, asked, signal, record);
+    return rules ? rules.relayedAnswer(request.method, answer) : answer;
+  }
+
+  /** Relays one request to the client and waits for its answer; `record` (audit) learns the id and size written. */
+  private exchange(options: CallRelayOptions, request: RelayedMessage, signal: AbortSignal, record: RelayedRequestRecord | undefined): Promise<Result> {
+    const stream = options.stream!;
+    // The stream may have ended while rules ran.
+    if (!stream.isOpen) return Promise.reject(new McpError(ErrorCode.ConnectionClosed, `the client's call ended before ${request.method} could be relayed`));
     const id = `${RELAYED_ID_PREFIX}${randomUUID()}`;
+    const cancelled = () => (signal.reason instanceof McpError ? signal.reason : new McpError(REQUEST_CANCELLED, 'cancelled by the upstream server'));
     return new Promise<Result>((resolve, reject) => {
       const settle = () => {
         this.pending.delete(id);
@@ -139,9 +208,10 @@ export class CallRegistry {
       const onAbort = () => {
         settle();
         stream.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'cancelled by the upstream server' } }));
-        reject(signal.reason instanceof Error ? signal.reason : new Error('cancelled by the upstream server'));
+        reject(cancelled());
       };
-      if (signal.aborted) return onAbort();
+      // Cancelled before it was sent (while rules ran): the client never heard of it.
+      if (signal.aborted) return reject(cancelled());
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
         sessionTag: sessionTag(options.sessionId),
@@ -160,9 +230,38 @@ export class CallRegistry {
         settle();
         reject(new McpError(ErrorCode.ConnectionClosed, `the client's call ended before it answered ${request.method}`));
       });
-      stream.send(JSON.stringify({ jsonrpc: '2.0', id, method: request.method, ...(request.params ? { params: request.params } : {}) }));
+      const message = JSON.stringify({ jsonrpc: '2.0', id, method: request.method, ...(request.params ? { params: request.params } : {}) });
+      if (record !== undefined) {
+        record.relayedId = id;
+        record.bytesOut = Buffer.byteLength(message);
+      }
+      stream.send(message);
     });
   }
+}
+
+/** How a relayed request ended, for the metric: `refused` is decided before anything is relayed. */
+export type RelayOutcome = 'answered' | 'client_error' | 'refused' | 'blocked' | 'cancelled' | 'unanswered';
+
+function relayOutcome(error: unknown): RelayOutcome {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === RULE_BLOCKED_RPC_CODE) return 'blocked';
+  if (code === REQUEST_CANCELLED) return 'cancelled';
+  // The call ended, or the client went away, before the answer (as `exchange` words it).
+  if (error instanceof McpError && code === ErrorCode.ConnectionClosed) return 'unanswered';
+  return 'client_error';
+}
+
+/** Why a server-to-client request cannot reach the client of this call, if it cannot. */
+function relayRefusal(options: CallRelayOptions, method: string): McpError | undefined {
+  if (!options.stream?.isOpen) {
+    return new McpError(ErrorCode.InvalidRequest, `the gateway cannot relay ${method}: the client's call is answered as JSON, not an SSE stream`);
+  }
+  const capability = CAPABILITY_FOR[method];
+  if (capability !== undefined && !options.capabilities?.[capability]) {
+    return new McpError(ErrorCode.InvalidRequest, `the client did not declare the "${capability}" capability, so ${method} cannot be relayed to it`);
+  }
+  return undefined;
 }
 
 function callKey(tag: string, requestId: JsonRpcId): string {

@@ -9,10 +9,10 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { JSON_RPC_ERRORS, RpcError, classifyMessage, errorMessage, resultMessage, type JsonRpcId } from './json-rpc.js';
 import { GATEHOUSE_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isSupportedProtocolVersion, negotiateProtocolVersion } from './protocol.js';
 import { routeRequest } from './router.js';
-import { noteMcpMethod } from '../ops/metrics.js'; // [ops]
+import { noteMcpMethod, processMetrics } from '../ops/metrics.js'; // [ops]
 import { auditBatchElement, callAudit } from '../audit/call-auditor.js'; // [audit]
 import { RulesRuntime } from './rules-stage.js'; // [rules]
-import { CallRegistry, RELAYED_ID_PREFIX } from './calls.js';
+import { CallRegistry, RELAYED_ID_PREFIX, REQUEST_CANCELLED } from './calls.js';
 import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
 import { CallStreams } from './call-streams.js'; // [proxy]
 import { SharedCallStreams } from './call-streams-shared.js'; // [proxy]
@@ -60,7 +60,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
   const ended = deps.endedSessions ?? new EndedSessions(config.sessionMaxAgeMs);
   const logLevels = deps.sessionLogLevels ?? new SessionLogLevels(config.sessionMaxAgeMs);
   const listPages = new ListPager(config.sessionSecret, config.listPageSize); // [proxy] cursors of merged lists
-  const calls = new CallRegistry();
+  const relayedMetric = processMetrics().relayed;
+  const calls = new CallRegistry({ onRelayed: (method, outcome) => relayedMetric.inc({ method: RELAYED_METHODS.has(method) ? method : 'other', outcome }) }); // [ops]
   const callStreams = new CallStreams({ resumeGraceMs: config.streamResumeGraceMs, primeAfterMs: config.streamPrimeAfterMs }); // [proxy] resumable POST streams
   const forwards = deps.sessionForwards;
   const streams = new SessionStreams(
@@ -223,7 +224,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     // Deferred: the stream starts with the first interim message; a call with none is answered as JSON.
     // A stream the client can resume: its connection dropping cancels the call only when it
     // never started or the client did not come back in time (`call-streams.ts`).
-    const audited = callAudit(res); // [audit] a stream that may outlive its response keeps the record open
+    const audited = callAudit(res); // [audit] this call's record (a stream that may outlive its response keeps it open)
     const stream =
       streamed && acceptsEventStream(req.headers.accept)
         ? callStreams.open(session.id, res, audited ? { started: () => audited.hold(), settled: (delivered) => audited.settle(delivered) } : undefined)
@@ -236,13 +237,14 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     const progressToken = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>).progressToken : undefined;
     const reply = (body: string) => {
       if (stream?.started) {
-        callAudit(res)?.responded(body); // [audit]
+        audited?.responded(body); // [audit]
         stream.finish(body);
       } else {
         stream?.release();
         sendJson(res, 200, body);
       }
     };
+    const callRules = rules.hook(admission, { audit: audited, signal: call.signal, headers: req.headers });
     try {
       const result = await routeRequest(message.method, message.params, {
         admission,
@@ -252,8 +254,8 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
         listPages, // [proxy]
         logger,
         signal: call.signal,
-        audit: callAudit(res), // [audit] stage 10
-        rules: rules.hook(admission, { audit: callAudit(res), signal: call.signal, headers: req.headers }), // [rules] stages 6 and 9
+        audit: audited, // [audit] stage 10
+        ...(callRules ? { rules: callRules } : {}), // [rules] stages 6 and 9
         ...(streamed
           ? {
               relay: calls.relay({
@@ -263,17 +265,20 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
                 progressToken: typeof progressToken === 'string' || typeof progressToken === 'number' ? progressToken : undefined,
                 minimumLogRank: logLevels.minimumRank(session.id, now),
                 pausable: session.claims.protocolVersion >= POLLING_PROTOCOL_VERSION,
+                audit: audited, // [audit] server-to-client requests and their answers
+                rules: callRules, // [rules] relayedRequests and relayedAnswers
               }),
             }
           : {}),
         ...(message.method.startsWith('resources/') ? { subscriptions: streams.subscriptions(session.id, session.claims, config.sessionMaxAgeMs, now) } : {}),
         ...(message.method === 'logging/setLevel' ? { setLogLevel: (level: LogLevel) => logLevels.set(session.id, session.claims.issuedAt, level) } : {}),
       });
-      callAudit(res)?.answered(result); // [audit]
+      audited?.answered(result); // [audit]
       reply(resultMessage(message.id, result));
     } catch (error) {
       if (call.signal.aborted) {
         // Cancelled by the client (or it went away): no answer is expected.
+        if (audited) audited.cancelled = true; // [audit] a stream that ends without an answer is a cancelled call, not an answered one
         if (stream?.started) stream.end();
         else if (!res.writableEnded && !res.destroyed) sendJson(res, 200, errorMessage(message.id, { code: REQUEST_CANCELLED, message: 'the request was cancelled' }));
         return;
@@ -281,7 +286,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
       if (error instanceof RpcError) {
         return reply(errorMessage(message.id, { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }));
       }
-      const correlationId = callAudit(res)?.correlationId ?? crypto.randomUUID();
+      const correlationId = audited?.correlationId ?? crypto.randomUUID();
       logger.error({ err: error, correlationId, method: message.method }, 'unexpected error while routing');
       return reply(errorMessage(message.id, { code: JSON_RPC_ERRORS.INTERNAL_ERROR, message: `internal error (correlation id ${correlationId})` }));
     } finally {
@@ -362,11 +367,12 @@ export function gatewayCapabilities(gateway: CompiledGateway): Record<string, ob
 /** Requests whose upstream may send progress, logging or requests before answering. */
 const STREAMED_METHODS = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
+/** Server-to-client methods kept as metric labels; anything else an upstream asks is `other`. */
+const RELAYED_METHODS = new Set(['sampling/createMessage', 'elicitation/create', 'roots/list']);
+
 /** The first protocol version in which a server may close a call's stream for the client to poll the rest (SEP-1699). */
 const POLLING_PROTOCOL_VERSION = '2025-11-25';
 
-/** JSON-RPC code for a request the client cancelled (as LSP uses; MCP sends no answer on SSE). */
-const REQUEST_CANCELLED = -32800;
 
 function acceptsEventStream(header: string | undefined): boolean {
   if (header === undefined) return false;

@@ -56,6 +56,14 @@ export interface RoutedTarget {
 export interface RulesHook {
   request(target: RoutedTarget, params: Record<string, unknown>): Promise<Record<string, unknown>>;
   response(target: RoutedTarget, result: Result): Promise<Result>;
+  /**
+   * A server-to-client request the upstream sent while serving the call (`relayedRequests`,
+   * response leg), in the scope of the target the call was routed to: the (possibly
+   * rewritten) params to relay, or {@link RpcError} when a rule blocks (the upstream gets it).
+   */
+  relayedRequest(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** The client's answer to such a request (`relayedAnswers`, request leg), before it goes upstream. */
+  relayedAnswer(method: string, result: Result): Promise<Result>;
 }
 
 /**

@@ -79,13 +79,14 @@ export class RulesRuntime {
     if (set === undefined) return undefined;
     const limits = this.#options.limits;
     const report = context.audit ? (action: AuditPolicyAction) => context.audit!.policy(action) : () => undefined;
-    const legCall = (target: RoutedTarget, leg: 'request' | 'response'): LegCall => {
+    /** One leg of the call to `target`; `method` differs for what the upstream relays during it. */
+    const legCall = (target: RoutedTarget, leg: 'request' | 'response', method = target.method): LegCall => {
       const { exposed } = target;
       const assignment = exposed.entry.assignment;
       const grant = admission.principal.grant;
       return {
         leg,
-        method: target.method,
+        method,
         assignmentId: assignment.id,
         featureNames: exposedNames(target),
         envelope: {
@@ -101,11 +102,26 @@ export class RulesRuntime {
         ...(limits ? { limits } : {}),
       };
     };
+    /** The target of the call (the router evaluates its request leg first): the scope of what the upstream relays during it. */
+    let routed: RoutedTarget | undefined;
     return {
       async request(target, params) {
+        routed = target;
         const outcome = await evaluateLeg(set, legCall(target, 'request'), params);
         if (outcome.blocked) throw blockError(outcome, 'request');
         return outcome.message;
+      },
+      async relayedRequest(method, params) {
+        if (routed === undefined) return params;
+        const outcome = await evaluateLeg(set, legCall(routed, 'response', method), params);
+        if (outcome.blocked) throw blockError(outcome, 'response');
+        return outcome.message;
+      },
+      async relayedAnswer(method, result) {
+        if (routed === undefined) return result;
+        const outcome = await evaluateLeg(set, legCall(routed, 'request', method), result as Record<string, unknown>);
+        if (outcome.blocked) throw blockError(outcome, 'request');
+        return outcome.message as typeof result;
       },
       async response(target, result) {
         const outcome = await evaluateLeg(set, legCall(target, 'response'), result as Record<string, unknown>);

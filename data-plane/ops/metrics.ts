@@ -50,6 +50,7 @@ export class DataPlaneMetrics {
   readonly duration: Histogram<'gateway' | 'method'>;
   readonly rateLimited: Counter<'scope'>;
   readonly rateLimitFallbacks: Counter;
+  readonly relayed: Counter<'method' | 'outcome'>;
 
   constructor() {
     // Loaded when the first data plane is built, not when the CLI merely imports this module.
@@ -85,6 +86,12 @@ export class DataPlaneMetrics {
     this.rateLimitFallbacks = new prom.Counter({
       name: 'gatehouse_data_plane_rate_limit_redis_fallbacks_total',
       help: 'Rate-limit decisions taken in memory because Redis was unreachable (fail open to per-replica buckets)',
+      registers,
+    });
+    this.relayed = new prom.Counter({
+      name: 'gatehouse_data_plane_relayed_requests_total',
+      help: 'Requests upstreams sent clients during calls, by method (sampling/createMessage, elicitation/create, roots/list, other) and outcome: answered, client_error, refused (could not reach the client), blocked (a content rule), cancelled (by the upstream), unanswered (the call ended first)',
+      labelNames: ['method', 'outcome'] as const,
       registers,
     });
     const sources = this.sources;

@@ -10,11 +10,20 @@ export const AUDIT_FORMAT_VERSION = 1;
 
 /**
  * The four legs of one proxied call plus policy actions. A call answered by the gateway
- * itself (initialize, a refusal, a list fan-out) has client legs only; a list fan-out has
- * one upstream pair per upstream.
+ * itself (initialize, a refusal) has client legs only; a list fan-out has one upstream
+ * pair per upstream page; each server-to-client request the upstream sent during a call
+ * (sampling, elicitation, roots) adds a `relayed_request` / `relayed_response` pair.
  */
-export type AuditLeg = 'client_request' | 'upstream_request' | 'upstream_response' | 'client_response' | 'policy_action';
-export const AUDIT_LEGS = ['client_request', 'upstream_request', 'upstream_response', 'client_response', 'policy_action'] as const satisfies readonly AuditLeg[];
+export type AuditLeg = 'client_request' | 'upstream_request' | 'upstream_response' | 'client_response' | 'policy_action' | 'relayed_request' | 'relayed_response';
+export const AUDIT_LEGS = [
+  'client_request',
+  'upstream_request',
+  'upstream_response',
+  'client_response',
+  'policy_action',
+  'relayed_request',
+  'relayed_response',
+] as const satisfies readonly AuditLeg[];
 
 export type AuditStatus = 'ok' | 'error' | 'blocked';
 export const AUDIT_STATUSES = ['ok', 'error', 'blocked'] as const satisfies readonly AuditStatus[];

@@ -419,9 +419,25 @@ export const RULE_HOOKS = ['request', 'response'] as const satisfies readonly Ru
  * `completion/complete` is scanned as the feature it completes: a prompt argument's value
  * and context as `promptArguments`, a resource template variable's as `resourceUris`; the
  * suggested values as `promptMessages` (prompt) or `resourceContents` (resource template).
+ *
+ * Server-to-client requests an upstream sends while serving a call travel the other way:
+ * `relayedRequests` (response leg: what the upstream asks the client, the messages and
+ * system prompt of `sampling/createMessage`, the message of `elicitation/create`) and
+ * `relayedAnswers` (request leg: what goes back upstream, the sampled content, the values
+ * a person entered for an elicitation). They are scanned in the scope of the call they
+ * belong to (its assignment and feature).
  */
-export type RulePart = 'toolArguments' | 'promptArguments' | 'resourceUris' | 'toolResults' | 'resourceContents' | 'promptMessages';
-export const RULE_PARTS = ['toolArguments', 'promptArguments', 'resourceUris', 'toolResults', 'resourceContents', 'promptMessages'] as const satisfies readonly RulePart[];
+export type RulePart = 'toolArguments' | 'promptArguments' | 'resourceUris' | 'toolResults' | 'resourceContents' | 'promptMessages' | 'relayedRequests' | 'relayedAnswers';
+export const RULE_PARTS = [
+  'toolArguments',
+  'promptArguments',
+  'resourceUris',
+  'toolResults',
+  'resourceContents',
+  'promptMessages',
+  'relayedRequests',
+  'relayedAnswers',
+] as const satisfies readonly RulePart[];
 
 /** How a rule finds what it acts on. */
 export type RuleDetection =

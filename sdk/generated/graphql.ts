@@ -104,6 +104,10 @@ export type AuditLeg =
   | 'CLIENT_RESPONSE'
   /** A rule or pipeline stage acted on the call. */
   | 'POLICY_ACTION'
+  /** A request the upstream sent the client while serving the call (sampling, elicitation, roots); method and jsonRpcId are its own. */
+  | 'RELAYED_REQUEST'
+  /** What went back to the upstream for a RELAYED_REQUEST: the client’s answer, or the gateway’s error. */
+  | 'RELAYED_RESPONSE'
   /** What the gateway sent to an upstream server. */
   | 'UPSTREAM_REQUEST'
   /** What the upstream answered. */
@@ -592,6 +596,10 @@ export type RulePart =
   | 'PROMPT_ARGUMENTS'
   /** Response leg: prompts/get messages, and the suggested values of completion/complete for a prompt argument. */
   | 'PROMPT_MESSAGES'
+  /** Request leg: what the client answers such a request, before it goes upstream: the sampled content of sampling/createMessage, the values a person entered for elicitation/create. A block sends the upstream an error instead of the answer. */
+  | 'RELAYED_ANSWERS'
+  /** Response leg: what an upstream asks the client while serving a call, in the scope of that call: the messages and system prompt of sampling/createMessage, the message of elicitation/create. A block refuses the request to the upstream; the client never sees it. */
+  | 'RELAYED_REQUESTS'
   /** Response leg: resources/read text, and the suggested values of completion/complete for a resource or resource template. */
   | 'RESOURCE_CONTENTS'
   /** Request leg: the URI of resources/read, resources/subscribe and resources/unsubscribe, scanned percent-decoded (a rewrite is sent upstream percent-encoded), and in completion/complete for a resource or resource template the value being typed (argument.value) and the variables already given (context.arguments). */
@@ -606,7 +614,7 @@ export type RuleScopeInput = {
   assignmentIds?: Array<string | number> | null | undefined;
   /** Exposed feature names; empty or omitted = all. */
   features?: Array<string> | null | undefined;
-  /** What the rule scans; the rule must run on the leg of each part (REQUEST: TOOL_ARGUMENTS, PROMPT_ARGUMENTS, RESOURCE_URIS; RESPONSE: the others). completion/complete has no part of its own: it is scanned with the parts of the prompt or resource it completes. */
+  /** What the rule scans; the rule must run on the leg of each part (REQUEST: TOOL_ARGUMENTS, PROMPT_ARGUMENTS, RESOURCE_URIS, RELAYED_ANSWERS; RESPONSE: the others). completion/complete has no part of its own: it is scanned with the parts of the prompt or resource it completes. */
   parts: Array<RulePart>;
 };
 

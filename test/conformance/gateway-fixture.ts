@@ -44,7 +44,11 @@ export async function discover(url: string): Promise<{ featureType: FeatureType;
 }
 
 /** Compiles the workspace: gateway `conf`, one ALLOW_ALL assignment per upstream, token {@link ACCESS_TOKEN}. */
-export async function gatewaySnapshot(upstreams: readonly FixtureUpstream[], version = 1): Promise<GatewaySnapshot> {
+export async function gatewaySnapshot(
+  upstreams: readonly FixtureUpstream[],
+  version = 1,
+  options: { readonly audit?: SnapshotSource['gateways'][number]['audit'] } = {},
+): Promise<GatewaySnapshot> {
   const all = { mode: 'ALLOW_ALL' } as const;
   const discovered: SourceDiscoveredFeature[] = [];
   for (const [i, upstream] of upstreams.entries()) {
@@ -64,7 +68,7 @@ export async function gatewaySnapshot(upstreams: readonly FixtureUpstream[], ver
     containers: [],
     containerMembers: [],
     discoveredFeatures: discovered,
-    gateways: [{ id: 'gw-conf', slug: GATEWAY_SLUG, name: 'Conformance', archived: false, disabled: false }],
+    gateways: [{ id: 'gw-conf', slug: GATEWAY_SLUG, name: 'Conformance', archived: false, disabled: false, ...(options.audit ? { audit: options.audit } : {}) }],
     gatewayTeams: [{ gatewayId: 'gw-conf', teamId: 'team-conf' }],
     assignments: upstreams.map((upstream, i) => ({
       id: `asg-${i}`,

@@ -165,6 +165,9 @@ function replaceStrings(root: Json, values: readonly string[], cursor: { i: numb
   }
 }
 
+/** A whole-message payload replaced by an engine's `modify`: the message's own `_meta` is kept. */
+const keepMeta = (message: Record<string, unknown>, payload: unknown) => ({ ...(payload as Record<string, unknown>), ...(message._meta === undefined ? {} : { _meta: message._meta }) });
+
 /** The part's arguments object (`tools/call`, `prompts/get` requests). */
 function argumentsAccess(part: RulePart, stringValuesOnly: boolean): PartAccess {
   return {
@@ -210,7 +213,7 @@ function withContentText(block: unknown, text: string): unknown {
 const toolResults: PartAccess = {
   part: 'toolResults',
   payload: (result) => result,
-  replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+  replacePayload: keepMeta,
   checkPayload(payload) {
     if (!isRecord(payload)) return 'a tool result must be a JSON object';
     if (!Array.isArray(payload.content)) return 'a tool result must have a "content" array';
@@ -258,7 +261,7 @@ const toolResults: PartAccess = {
 const resourceContents: PartAccess = {
   part: 'resourceContents',
   payload: (result) => result,
-  replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+  replacePayload: keepMeta,
   checkPayload(payload) {
     if (!isRecord(payload) || !Array.isArray(payload.contents)) return 'a resource result must be an object with a "contents" array';
     for (const item of payload.contents) {
@@ -293,7 +296,7 @@ const resourceContents: PartAccess = {
 const promptMessages: PartAccess = {
   part: 'promptMessages',
   payload: (result) => result,
-  replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+  replacePayload: keepMeta,
   checkPayload(payload) {
     if (!isRecord(payload) || !Array.isArray(payload.messages)) return 'a prompt result must be an object with a "messages" array';
     for (const message of payload.messages) {
@@ -434,7 +437,7 @@ function completionValues(part: RulePart): PartAccess {
   return {
     part,
     payload: (result) => result,
-    replacePayload: (result, payload) => ({ ...(payload as Record<string, unknown>), ...(result._meta === undefined ? {} : { _meta: result._meta }) }),
+    replacePayload: keepMeta,
     checkPayload(payload) {
       if (!isRecord(payload) || !isRecord(payload.completion)) return 'a completion result must be an object with a "completion" object';
       const { values } = payload.completion;
@@ -466,8 +469,160 @@ const resourceCompletionValues = completionValues('resourceContents');
  * `featureType` is the type of the feature the call routed to (for `completion/complete`:
  * `prompts` for a prompt argument, a resource or template type otherwise).
  */
+// ---------------------------------------------------------------- relayed requests
+
+/**
+ * Text blocks of a sampling message's or result's `content`: one block, or (sampling with
+ * tools, 2025-11-25) an array of blocks. Images, audio, tool uses and results are not text.
+ */
+function samplingBlocks(content: unknown): unknown[] {
+  return Array.isArray(content) ? content : [content];
+}
+
+function samplingContentSlots(content: unknown, out: Slot[], limits: WalkLimits, chars: { n: number }): void {
+  for (const block of samplingBlocks(content)) {
+    const found = contentText(block);
+    if (found) collectStrings(found.holder.text, '', out, limits, chars);
+  }
+}
+
+/** `content` with its text blocks replaced by `values[cursor.i…]`, the same object when nothing changed. */
+function samplingContentRebuilt(content: unknown, values: readonly string[], cursor: { i: number }): unknown {
+  if (!Array.isArray(content)) return contentText(content) ? withContentText(content, values[cursor.i++]!) : content;
+  let changed = false;
+  const blocks = content.map((block: unknown) => {
+    if (!contentText(block)) return block;
+    const next = withContentText(block, values[cursor.i++]!);
+    if (next !== block) changed = true;
+    return next;
+  });
+  return changed ? blocks : content;
+}
+
+function checkSamplingContent(content: unknown, what: string): string | undefined {
+  for (const block of samplingBlocks(content)) {
+    if (!isRecord(block) || typeof block.type !== 'string') return `every ${what} content block must be an object with a string "type"`;
+    if (block.type === 'text' && typeof block.text !== 'string') return `a text ${what} content block must have a string "text"`;
+  }
+  return undefined;
+}
+
+/** `sampling/createMessage` as the upstream asks it: each message's text, then the system prompt. */
+const samplingRequest: PartAccess = {
+  part: 'relayedRequests',
+  payload: (params) => params,
+  replacePayload: keepMeta,
+  checkPayload(payload) {
+    if (!isRecord(payload) || !Array.isArray(payload.messages)) return 'a sampling request must be an object with a "messages" array';
+    for (const message of payload.messages) {
+      if (!isRecord(message) || (message.role !== 'user' && message.role !== 'assistant')) return 'every sampling message must have role "user" or "assistant"';
+      const wrong = checkSamplingContent(message.content, 'sampling message');
+      if (wrong) return wrong;
+    }
+    if (payload.systemPrompt !== undefined && typeof payload.systemPrompt !== 'string') return '"systemPrompt" must be a string';
+    return undefined;
+  },
+  extract(params, limits) {
+    const out: Slot[] = [];
+    const chars = { n: 0 };
+    if (Array.isArray(params.messages)) for (const message of params.messages) if (isRecord(message)) samplingContentSlots(message.content, out, limits, chars);
+    if (typeof params.systemPrompt === 'string') collectStrings(params.systemPrompt, 'systemPrompt', out, limits, chars);
+    return out;
+  },
+  rebuild(params, values) {
+    const cursor = { i: 0 };
+    let next = params;
+    if (Array.isArray(params.messages)) {
+      let changed = false;
+      const messages = params.messages.map((message: unknown) => {
+        if (!isRecord(message)) return message;
+        const content = samplingContentRebuilt(message.content, values, cursor);
+        if (content === message.content) return message;
+        changed = true;
+        return { ...message, content };
+      });
+      if (changed) next = { ...next, messages };
+    }
+    if (typeof params.systemPrompt === 'string') {
+      const systemPrompt = values[cursor.i++]!;
+      if (systemPrompt !== params.systemPrompt) next = { ...next, systemPrompt };
+    }
+    return next;
+  },
+};
+
+/** What the client's model answered a sampling request: its text content. */
+const samplingAnswer: PartAccess = {
+  part: 'relayedAnswers',
+  payload: (result) => result,
+  replacePayload: keepMeta,
+  checkPayload(payload) {
+    if (!isRecord(payload) || (payload.role !== 'user' && payload.role !== 'assistant')) return 'a sampling result must be an object with role "user" or "assistant"';
+    if (typeof payload.model !== 'string') return 'a sampling result must name its "model"';
+    return checkSamplingContent(payload.content, 'sampling result');
+  },
+  extract(result, limits) {
+    const out: Slot[] = [];
+    samplingContentSlots(result.content, out, limits, { n: 0 });
+    return out;
+  },
+  rebuild(result, values) {
+    const content = samplingContentRebuilt(result.content, values, { i: 0 });
+    return content === result.content ? result : { ...result, content };
+  },
+};
+
+/** `elicitation/create` as the upstream asks it: the message shown to the person. */
+const elicitationRequest: PartAccess = {
+  part: 'relayedRequests',
+  payload: (params) => params,
+  replacePayload: keepMeta,
+  checkPayload(payload) {
+    if (!isRecord(payload) || typeof payload.message !== 'string') return 'an elicitation request must be an object with a string "message"';
+    return undefined;
+  },
+  extract(params, limits) {
+    const out: Slot[] = [];
+    if (typeof params.message === 'string') collectStrings(params.message, '', out, limits, { n: 0 });
+    return out;
+  },
+  rebuild(params, values) {
+    return typeof params.message === 'string' && values[0] !== params.message ? { ...params, message: values[0]! } : params;
+  },
+};
+
+/** What a person entered for an elicitation: the string values of `content`, each keyed by its field name. */
+const elicitationAnswer: PartAccess = {
+  part: 'relayedAnswers',
+  payload: (result) => result,
+  replacePayload: keepMeta,
+  checkPayload(payload) {
+    if (!isRecord(payload) || (payload.action !== 'accept' && payload.action !== 'decline' && payload.action !== 'cancel')) {
+      return 'an elicitation result must be an object with action "accept", "decline" or "cancel"';
+    }
+    if (payload.content !== undefined && !isRecord(payload.content)) return 'elicitation "content" must be a JSON object';
+    return undefined;
+  },
+  extract(result, limits) {
+    const out: Slot[] = [];
+    if (isRecord(result.content)) collectStrings(result.content, '', out, limits, { n: 0 });
+    return out;
+  },
+  rebuild(result, values) {
+    if (!isRecord(result.content)) return result;
+    const content = replaceStrings(result.content, values, { i: 0 });
+    return content === result.content ? result : { ...result, content };
+  },
+};
+
 export function partOf(method: string, leg: RuleHook, featureType?: FeatureType): PartAccess | undefined {
   switch (method) {
+    // Relayed during a call, in the other direction: the upstream asks on the response leg,
+    // the client's answer goes back on the request leg. `roots/list` carries no content.
+    case 'sampling/createMessage':
+      return leg === 'response' ? samplingRequest : samplingAnswer;
+    case 'elicitation/create':
+      return leg === 'response' ? elicitationRequest : elicitationAnswer;
     case 'tools/call':
       return leg === 'request' ? toolArguments : toolResults;
     case 'prompts/get':
@@ -486,4 +641,3 @@ export function partOf(method: string, leg: RuleHook, featureType?: FeatureType)
   }
 }
 
-export const PARTS: { readonly [P in RulePart]: PartAccess } = { toolArguments, promptArguments, resourceUris: resourceUri, toolResults, resourceContents, promptMessages };

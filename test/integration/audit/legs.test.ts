@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runQuickstart, type QuickstartResult } from '../../../control-plane/cli/quickstart.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
-import { startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane.js';
+import { ok, startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane.js';
 import { rawId, registerTestDataPlane, startAuditedDataPlane, waitForToken, type AuditedTestDataPlane, type RegisteredTestDataPlane } from '../../helpers/audit.js';
 
 let tdb: TestDatabase;
@@ -135,5 +136,39 @@ describe('audit legs from a real data plane stored by a real control plane', () 
     const init = await rowsOf(sql`session_ref = ${sessionRef} AND method = 'initialize'`);
     expect(init.map((row) => row.leg).sort()).toEqual(['client_request', 'client_response']);
     expect(dp.shipper.stats).toMatchObject({ dropped: 0 });
+  });
+
+  it('stores an elicitation the upstream asked during a call as a relayed pair, filterable by leg and shown on the call', async () => {
+    const t = new StreamableHTTPClientTransport(new URL(`${dp.url}/mcp/quickstart`), { requestInit: { headers: { Authorization: `Bearer ${gateway.token}` } } });
+    const asking = new Client({ name: 'legs-elicitation', version: '1' }, { capabilities: { elicitation: {} } });
+    asking.setRequestHandler(ElicitRequestSchema, () => ({ action: 'decline' }));
+    await asking.connect(t);
+    try {
+      const result = await asking.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+      expect(JSON.stringify(result)).toContain('decline');
+      const sessionRef = createHash('sha256').update(t.sessionId!).digest('hex').slice(0, 16);
+      await expect.poll(async () => (await rowsOf(sql`session_ref = ${sessionRef} AND leg LIKE 'relayed_%'`)).length, { timeout: 10_000 }).toBe(2);
+      const [asked, answered] = await rowsOf(sql`session_ref = ${sessionRef} AND leg LIKE 'relayed_%'`);
+      expect(asked).toMatchObject({ leg: 'relayed_request', method: 'elicitation/create', feature_name: 'trigger-elicitation-request', server_id: rawId(gateway.serverId), status: 'ok' });
+      expect(answered).toMatchObject({ leg: 'relayed_response', method: 'elicitation/create', json_rpc_id: asked!.json_rpc_id, correlation_id: asked!.correlation_id, status: 'ok' });
+      expect(answered!.bytes_in).toBeGreaterThan(0);
+
+      const read = ok(
+        await cp.gql(
+          `query($id: String!) { auditCall(correlationId: $id) { status entries { leg } relayedRequests { method jsonRpcId status } relayedResponses { leg durationMs } } }`,
+          { id: asked!.correlation_id },
+        ),
+      ).auditCall;
+      expect(read.status).toBe('OK');
+      expect(read.entries.map((e: { leg: string }) => e.leg)).toEqual(['CLIENT_REQUEST', 'UPSTREAM_REQUEST', 'RELAYED_REQUEST', 'RELAYED_RESPONSE', 'UPSTREAM_RESPONSE', 'CLIENT_RESPONSE']);
+      expect(read.relayedRequests).toEqual([{ method: 'elicitation/create', jsonRpcId: asked!.json_rpc_id, status: 'OK' }]);
+      expect(read.relayedResponses).toEqual([{ leg: 'RELAYED_RESPONSE', durationMs: expect.any(Number) }]);
+      const filtered = ok(await cp.gql(`query($f: AuditLogFilter) { auditLogs(first: 10, filter: $f) { edges { node { leg correlationId } } } }`, { f: { leg: ['RELAYED_REQUEST'] } })).auditLogs.edges;
+      expect(filtered.map((e: { node: { correlationId: string } }) => e.node.correlationId)).toContain(asked!.correlation_id);
+      expect(filtered.every((e: { node: { leg: string } }) => e.node.leg === 'RELAYED_REQUEST')).toBe(true);
+    } finally {
+      await t.terminateSession().catch(() => undefined);
+      await asking.close().catch(() => undefined);
+    }
   });
 });

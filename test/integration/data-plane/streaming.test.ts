@@ -13,6 +13,8 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   EmptyResultSchema,
+  ErrorCode,
+  McpError,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
@@ -273,6 +275,123 @@ describe('cancellation', () => {
     controller.abort('changed my mind');
     await expect(call).rejects.toThrow();
     expect(textOf(await client.callTool({ name: 'conf__test_simple_text', arguments: {} }))).toBe('This is a simple text response for testing.');
+  });
+});
+
+describe('audit of server-to-client requests', () => {
+  const transport = new MemoryAuditTransport();
+  let audited: DataPlane;
+  let url: string;
+
+  beforeAll(async () => {
+    const source = new InMemorySnapshotSource();
+    source.offer(await gatewaySnapshot([{ url: conformance.url, prefix: 'conf' }], 1, { audit: { bodies: 'full', maxBodyBytes: 8192 } }));
+    audited = buildDataPlane({ port: 0, sessionSecret: SECRET, callTimeoutMs: 20_000 }, { snapshots: source, audit: new AuditShipper({ transport, flushIntervalMs: 20 }) });
+    url = `${(await audited.listen()).url}/mcp/${GATEWAY_SLUG}`;
+  });
+  afterAll(async () => {
+    await audited?.close();
+  });
+
+  async function connectAudited(capabilities: ClientCapabilities, setup?: (client: Client) => void): Promise<Client> {
+    const t = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } } });
+    const client = new Client({ name: 'relay-audit-test', version: '1.0.0' }, { capabilities });
+    setup?.(client);
+    await client.connect(t);
+    open.push({ client, transport: t });
+    return client;
+  }
+
+  /** The entries of the one audited tools/call whose arguments carry `marker`, once its client response is in. */
+  async function callEntries(marker: string): Promise<AuditEntry[]> {
+    const find = () => {
+      const request = transport.entries().find((e) => e.leg === 'client_request' && e.body?.includes(marker));
+      const entries = request ? transport.entries().filter((e) => e.correlationId === request.correlationId) : [];
+      return entries.some((e) => e.leg === 'client_response') ? entries : undefined;
+    };
+    await expect.poll(() => find() !== undefined, { timeout: 5_000 }).toBe(true);
+    return find()!;
+  }
+  const legs = (entries: AuditEntry[]) => entries.map((e) => e.leg);
+  /** `gatehouse_data_plane_relayed_requests_total` for a method and outcome (process-wide: compare before and after). */
+  const relayedCount = async (method: string, outcome: string) => {
+    const text = await (await fetch(`${new URL(url).origin}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`gatehouse_data_plane_relayed_requests_total{method="${method}",outcome="${outcome}"}`));
+    return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  };
+  const legOf = (entries: AuditEntry[], name: AuditEntry['leg']) => entries.find((e) => e.leg === name)!;
+
+  it('records the elicitation a tool asked for and the answer that went back, on the call, with secrets scrubbed', async () => {
+    const answeredBefore = await relayedCount('elicitation/create', 'answered');
+    const client = await connectAudited({ elicitation: {} }, (c) =>
+      c.setRequestHandler(ElicitRequestSchema, async () => {
+        await new Promise((resolve) => setTimeout(resolve, 60)); // the person takes a moment
+        return { action: 'accept', content: { username: 'ada', email: 'ada@example.com', password: 'hunter2-very-secret' } };
+      }),
+    );
+    const result = await client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'Who are you? audit-elicit-1' } });
+    expect(textOf(result)).toContain('action=accept');
+    const entries = await callEntries('audit-elicit-1');
+    expect(legs(entries).sort()).toEqual(['client_request', 'client_response', 'relayed_request', 'relayed_response', 'upstream_request', 'upstream_response']);
+    const asked = legOf(entries, 'relayed_request');
+    const answered = legOf(entries, 'relayed_response');
+    for (const entry of [asked, answered]) {
+      // Its own method and id; the call's tool, server and correlation id.
+      expect(entry).toMatchObject({ method: 'elicitation/create', jsonRpcId: expect.stringMatching(/^gatehouse-/), featureName: 'conf__test_elicitation', serverId: 'srv-0', assignmentId: 'asg-0', status: 'ok' });
+    }
+    expect(answered.jsonRpcId).toBe(asked.jsonRpcId);
+    expect(legOf(entries, 'client_request')).toMatchObject({ method: 'tools/call', jsonRpcId: expect.not.stringMatching(/^gatehouse-/) });
+    expect(JSON.parse(asked.body!)).toMatchObject({ method: 'elicitation/create', params: { message: 'Who are you? audit-elicit-1', requestedSchema: { type: 'object' } } });
+    expect(asked.bytesOut).toBeGreaterThan(100);
+    expect(JSON.parse(answered.body!)).toEqual({ action: 'accept', content: { username: 'ada', email: 'ada@example.com', password: '[SCRUBBED]' } });
+    expect(answered.bytesIn).toBeGreaterThan(50);
+    expect(answered.durationMs).toBeGreaterThanOrEqual(50);
+    const at = (leg: AuditEntry['leg']) => Date.parse(legOf(entries, leg).occurredAt);
+    expect(at('relayed_request')).toBeGreaterThanOrEqual(at('upstream_request'));
+    expect(at('relayed_response') - at('relayed_request')).toBeGreaterThanOrEqual(50);
+    expect(at('upstream_response')).toBeGreaterThanOrEqual(at('relayed_response'));
+    expect(await relayedCount('elicitation/create', 'answered')).toBe(answeredBefore + 1);
+  });
+
+  it('records a relayed request the client refused, and one the gateway could not relay', async () => {
+    const before = { clientError: await relayedCount('elicitation/create', 'client_error'), refused: await relayedCount('sampling/createMessage', 'refused') };
+    const refusing = await connectAudited({ elicitation: {} }, (c) =>
+      c.setRequestHandler(ElicitRequestSchema, () => {
+        throw new McpError(ErrorCode.InvalidParams, 'not telling');
+      }),
+    );
+    await refusing.callTool({ name: 'conf__test_elicitation', arguments: { message: 'audit-elicit-2' } });
+    const refused = legOf(await callEntries('audit-elicit-2'), 'relayed_response');
+    expect(refused).toMatchObject({ status: 'error', errorCode: ErrorCode.InvalidParams, errorMessage: expect.stringContaining('not telling'), bytesIn: null });
+
+    const undeclared = await connectAudited({});
+    await undeclared.callTool({ name: 'conf__test_sampling', arguments: { prompt: 'audit-sampling-3' } });
+    const entries = await callEntries('audit-sampling-3');
+    // Never sent to the client: no id it was asked under, and the upstream got the gateway's error.
+    expect(legOf(entries, 'relayed_request')).toMatchObject({ method: 'sampling/createMessage', jsonRpcId: null, status: 'error', bytesOut: null, errorMessage: expect.stringContaining('did not declare the "sampling" capability') });
+    expect(legOf(entries, 'relayed_response')).toMatchObject({ status: 'error', errorCode: ErrorCode.InvalidRequest, errorMessage: expect.stringContaining('did not declare') });
+    expect(JSON.parse(legOf(entries, 'relayed_request').body!)).toMatchObject({ params: { messages: [expect.anything()] } });
+    expect(await relayedCount('elicitation/create', 'client_error')).toBe(before.clientError + 1);
+    expect(await relayedCount('sampling/createMessage', 'refused')).toBe(before.refused + 1);
+  });
+
+  it('records a relayed request left unanswered when the client cancelled its call', async () => {
+    let asked = 0;
+    const client = await connectAudited({ elicitation: {} }, (c) =>
+      c.setRequestHandler(ElicitRequestSchema, () => {
+        asked += 1;
+        return new Promise(() => undefined);
+      }),
+    );
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'conf__test_elicitation', arguments: { message: 'audit-elicit-4' } }, undefined, { signal: controller.signal });
+    await expect.poll(() => asked, { timeout: 5_000 }).toBe(1);
+    controller.abort('changed my mind');
+    await expect(call).rejects.toThrow();
+    const entries = await callEntries('audit-elicit-4');
+    expect(legOf(entries, 'relayed_request')).toMatchObject({ status: 'ok', jsonRpcId: expect.stringMatching(/^gatehouse-/) });
+    expect(legOf(entries, 'relayed_response')).toMatchObject({ status: 'error', errorMessage: expect.stringMatching(/ended before it answered|cancelled by the upstream server/) });
+    expect(legOf(entries, 'client_response')).toMatchObject({ status: 'error', errorCode: -32800 });
   });
 });
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll } from 'vitest';
 import type { SourceRule, SourceRuleEngine } from '../../../control-plane/snapshot/source.js';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
@@ -22,7 +22,7 @@ export const SIGNING_SECRET = 'e2e-engine-signing-secret';
 const UPSTREAM = fileURLToPath(new URL('./rules-upstream.ts', import.meta.url));
 
 /** The fixture upstream's tools, prompt, resources and resource template, exposed on gateway `eng` with prefix `fx`. */
-const TOOLS = ['echo', 'echo_json', 'last_received', 'profile', 'fetch_page', 'big', 'binary'];
+const TOOLS = ['echo', 'echo_json', 'last_received', 'profile', 'fetch_page', 'big', 'binary', 'ask_person', 'ask_model'];
 
 export interface RuleSpec {
   readonly name: string;
@@ -215,11 +215,13 @@ export class RulesGateway {
     this.snapshots.offer(snapshot, new Map([[KEY_ID, SNAPSHOT_KEY]]));
   }
 
-  async client(headers: Record<string, string> = {}): Promise<Client> {
+  /** A connected SDK client; `capabilities` and `setup` (request handlers) for one that answers sampling or elicitation. */
+  async client(headers: Record<string, string> = {}, options: { capabilities?: ClientCapabilities; setup?: (client: Client) => void } = {}): Promise<Client> {
     const transport = new StreamableHTTPClientTransport(new URL(`${this.url}/mcp/eng`), {
       requestInit: { headers: { Authorization: `Bearer ${TOKENS.eng}`, ...headers } },
     });
-    const client = new Client({ name: 'rules-e2e', version: '1.0.0' });
+    const client = new Client({ name: 'rules-e2e', version: '1.0.0' }, { capabilities: options.capabilities ?? {} });
+    options.setup?.(client);
     await client.connect(transport);
     this.#clients.push({ client, transport });
     return client;

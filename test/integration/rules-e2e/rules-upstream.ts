@@ -9,6 +9,10 @@
  * - `fetch_page {url}`: a web page with an indirect (second-order) prompt injection;
  * - `big {kib}`: `kib` KiB of text with an email address every 4 KiB;
  * - `binary`: an image, an audio clip and an embedded binary resource, plus a text block;
+ * - `ask_person {question}`: asks the client (elicitation, fields `email` and `note`) and
+ *   returns the answer it got as JSON, or the error as an error result;
+ * - `ask_model {prompt, system?}`: asks the client's model (sampling) and returns the
+ *   answer it got as JSON, or the error as an error result;
  * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob);
  * - completions of `summarize`'s `topic` and of template `doc://customer/{id}`'s `id`: the
  *   first value is the value received (so a test sees what reached the upstream), then the
@@ -18,6 +22,7 @@
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { CreateMessageResultSchema, ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
 import { CUSTOMER_TEXT, PAGE_WITH_INJECTION } from './upstream-content.js';
 
@@ -51,6 +56,28 @@ server.registerTool('fetch_page', { description: 'Fetches a web page', inputSche
 server.registerTool('big', { description: 'Large text', inputSchema: { kib: z.number() } }, async ({ kib }) => {
   const chunk = `${'lorem ipsum dolor sit amet '.repeat(150).slice(0, 4096 - 40)} mail: bulk@example.com \n`;
   return { content: [{ type: 'text', text: chunk.repeat(Math.ceil((kib * 1024) / chunk.length)) }] };
+});
+
+server.registerTool('ask_person', { description: 'Asks the person', inputSchema: { question: z.string() } }, async ({ question }, extra) => {
+  try {
+    const answer = await extra.sendRequest(
+      { method: 'elicitation/create', params: { message: question, requestedSchema: { type: 'object', properties: { email: { type: 'string' }, note: { type: 'string' } } } } },
+      ElicitResultSchema,
+    );
+    return { content: [{ type: 'text', text: JSON.stringify(answer) }] };
+  } catch (error) {
+    return { content: [{ type: 'text', text: `elicitation failed: ${(error as Error).message}` }], isError: true };
+  }
+});
+
+server.registerTool('ask_model', { description: "Asks the client's model", inputSchema: { prompt: z.string(), system: z.string().optional() } }, async ({ prompt, system }, extra) => {
+  try {
+    const params = { messages: [{ role: 'user' as const, content: { type: 'text' as const, text: prompt } }], maxTokens: 100, ...(system === undefined ? {} : { systemPrompt: system }) };
+    const answer = await extra.sendRequest({ method: 'sampling/createMessage', params }, CreateMessageResultSchema);
+    return { content: [{ type: 'text', text: JSON.stringify(answer) }] };
+  } catch (error) {
+    return { content: [{ type: 'text', text: `sampling failed: ${(error as Error).message}` }], isError: true };
+  }
 });
 
 server.registerTool('binary', { description: 'Binary content' }, async () => ({

@@ -113,12 +113,12 @@ describe('rules CRUD and ordering', () => {
     const b = await createRule({
       name: 'Mask emails on this assignment',
       hooks: ['RESPONSE'],
-      scope: { assignmentIds: [assignmentId], features: ['remote__echo'], parts: ['TOOL_RESULTS'] },
+      scope: { assignmentIds: [assignmentId], features: ['remote__echo'], parts: ['TOOL_RESULTS', 'RELAYED_REQUESTS'] },
       detection: { pii: { entityTypes: ['EMAIL_ADDRESS'], minConfidence: 0.7, allowList: ['support@example.com'] } },
       action: { kind: 'MASK', keepLast: 3 },
       raiseAlert: true,
     });
-    expect(b.rule).toMatchObject({ position: 1, scope: { assignmentIds: [assignmentId], features: ['remote__echo'] }, action: { kind: 'MASK', keepLast: 3 } });
+    expect(b.rule).toMatchObject({ position: 1, scope: { assignmentIds: [assignmentId], features: ['remote__echo'], parts: ['TOOL_RESULTS', 'RELAYED_REQUESTS'] }, action: { kind: 'MASK', keepLast: 3 } });
     const c = await createRule({ ...regexRule('First', ['secret-[a-z]+']), position: 0, action: { kind: 'BLOCK' } });
     expect(c.rule.position).toBe(0);
     ids = { a: a.rule.id, b: b.rule.id, c: c.rule.id };
@@ -239,6 +239,9 @@ describe('bad rules are refused at save with a precise reason', () => {
     await expectInvalid({ ...regexRule('Replace', ['x']), action: { kind: 'REPLACE' } }, 'input.action.text', 'REPLACE');
     await expectInvalid({ ...regexRule('Wrong leg', ['x']), hooks: ['REQUEST'] }, 'input.scope.parts.1', 'toolResults', 'response');
     await expectInvalid({ ...regexRule('URI on responses', ['x']), hooks: ['RESPONSE'], scope: { parts: ['RESOURCE_URIS'] } }, 'input.scope.parts.0', 'resourceUris', 'request');
+    // What an upstream asks the client travels on the response leg, the client's answer on the request leg.
+    await expectInvalid({ ...regexRule('Asks on requests', ['x']), hooks: ['REQUEST'], scope: { parts: ['RELAYED_REQUESTS'] } }, 'input.scope.parts.0', 'relayedRequests', 'response');
+    await expectInvalid({ ...regexRule('Answers on responses', ['x']), hooks: ['RESPONSE'], scope: { parts: ['RELAYED_ANSWERS'] } }, 'input.scope.parts.0', 'relayedAnswers', 'request');
   });
 
   it('scope assignments of another gateway, and unknown engines', async () => {

@@ -1,3 +1,4 @@
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { buildCallEntries } from '../../../data-plane/audit/call-facts.js';
 import type { AuditedCall } from '../../../data-plane/audit/call-auditor.js';
@@ -105,7 +106,13 @@ describe('building audit entries from a recorded call', () => {
     blocked.policy({ ruleId: 'rule-secrets', ruleName: 'Block "keys"', action: 'block', findings: ['AWS_KEY'], detail: 'line\nbreak \u2028', alert: true });
     const cancelled = fakeCall({ answer: null, upstream: 'unanswered' });
     cancelled.aborted = true;
+    const relaying = fakeCall({ upstream: { result: { content: [] } } });
+    relaying.endedAt = 0;
+    relaying.relayedRequest({ method: 'elicitation/create', params: { message: 'who "are" you?' }, receivedAt: performance.now(), relayedId: 'gatehouse-1', bytesOut: 60, endedAt: performance.now(), outcome: { result: { action: 'accept', content: { name: 'é' } } } });
+    relaying.relayedRequest({ method: 'sampling/createMessage', params: undefined, receivedAt: performance.now(), endedAt: performance.now(), outcome: { error: new McpError(-32600, 'not declared') } });
+    relaying.endedAt = performance.now();
     const calls: AuditedCall[] = [
+      relaying,
       fakeCall({ upstream: { result: { content: [{ type: 'text', text: 'Echo: "quoted" \\ \u0000 é 😀' }] } } }),
       fakeCall({ upstream: { result: { isError: true, content: [{ type: 'text', text: 'disk full' }] } } }),
       fakeCall({ upstream: { error: new Error('connect ECONNREFUSED') } }),
@@ -120,6 +127,36 @@ describe('building audit entries from a recorded call', () => {
       entries.forEach((entry, i) => expect(texts[i]).toBe(JSON.stringify(entry)));
       expect(new Set(entries.map((entry) => entry.correlationId)).size).toBe(1);
     }
+  });
+
+  it('records each server-to-client request as a pair under its own method and id: relayed, refused, unanswered', () => {
+    const call = fakeCall({ upstream: { result: { content: [] } } });
+    const ended = call.endedAt;
+    call.endedAt = 0; // still running: fakeCall finished it
+    const t0 = call.startedAt;
+    call.relayedRequest({ method: 'elicitation/create', params: { message: 'who?' }, receivedAt: t0 + 1, relayedId: 'gatehouse-a', bytesOut: 80, endedAt: t0 + 31, outcome: { result: { action: 'accept', content: { name: 'ada', api_key: 'sk-1' } } } });
+    call.relayedRequest({ method: 'sampling/createMessage', params: { messages: [] }, receivedAt: t0 + 2, endedAt: t0 + 2, outcome: { error: new McpError(-32600, 'the client did not declare the "sampling" capability') } });
+    call.relayedRequest({ method: 'roots/list', params: undefined, receivedAt: t0 + 3, relayedId: 'gatehouse-c', bytesOut: 40 });
+    call.endedAt = ended;
+    call.relayedRequest({ method: 'roots/list', params: undefined, receivedAt: ended + 1 }); // after the end: left out
+    expect(call.legCount()).toBe(10);
+    const entries = buildCallEntries(call, deps);
+    const relayed = entries.filter((e) => e.leg.startsWith('relayed_'));
+    const ms = (value: number) => expect.closeTo(value, 6);
+    expect(relayed.map((e) => [e.leg, e.method, e.jsonRpcId, e.status, e.errorCode, e.durationMs, e.bytesOut, e.bytesIn])).toEqual([
+      ['relayed_request', 'elicitation/create', 'gatehouse-a', 'ok', null, null, 80, null],
+      ['relayed_response', 'elicitation/create', 'gatehouse-a', 'ok', null, ms(30), null, Buffer.byteLength(JSON.stringify({ action: 'accept', content: { name: 'ada', api_key: 'sk-1' } }))],
+      ['relayed_request', 'sampling/createMessage', null, 'error', -32600, null, null, null],
+      ['relayed_response', 'sampling/createMessage', null, 'error', -32600, ms(0), null, null],
+      ['relayed_request', 'roots/list', 'gatehouse-c', 'ok', null, null, 40, null],
+      ['relayed_response', 'roots/list', 'gatehouse-c', 'error', null, ms(ended - t0 - 3), null, null],
+    ]);
+    expect(relayed[5]!.errorMessage).toBe('no answer from the client before the call ended');
+    // The call's own legs keep its method and id; every leg names the call's tool and upstream.
+    expect(leg(entries, 'client_request')).toMatchObject({ method: 'tools/call', jsonRpcId: '7' });
+    for (const entry of entries) expect(entry).toMatchObject({ correlationId: call.correlationId, featureName: 'web__echo', serverId: 'srv-http' });
+    // Metadata-only gateway: no bodies.
+    expect(relayed.every((e) => e.body === null)).toBe(true);
   });
 
   it('measures a result relayed as is from the answer, and one a rule rewrote from its own JSON', async () => {
