@@ -93,7 +93,7 @@ export function buildDataPlane(configInput: DataPlaneConfigInput, deps: DataPlan
     clock,
     endedSessions, // [proxy] DELETE ends a session on every replica (Redis) or here
     sessionLogLevels, // [proxy] logging/setLevel, likewise
-    ...(sessionState ? { sessionForwards: sessionState } : {}), // [proxy] cancellations and answers for calls on other replicas
+    ...(sessionState ? { sessionForwards: sessionState, sessionEvents: sessionState } : {}), // [proxy] cancellations and answers for calls on other replicas; GET-stream events
     // [ops] stage 1b: the per-token bucket, run right after authentication.
     tokenRateLimit: async (tokenId, res) => {
       const refusal = await rateLimiter.checkToken(tokenId, clock());

@@ -13,7 +13,7 @@ import { noteMcpMethod, processMetrics } from '../ops/metrics.js'; // [ops]
 import { auditBatchElement, callAudit } from '../audit/call-auditor.js'; // [audit]
 import { RulesRuntime } from './rules-stage.js'; // [rules]
 import { CallRegistry, RELAYED_ID_PREFIX, REQUEST_CANCELLED } from './calls.js';
-import { DEFAULT_SESSION_STREAMS, SessionStreams } from './session-streams.js';
+import { DEFAULT_SESSION_STREAMS, SessionStreams, type SharedSessionEvents } from './session-streams.js';
 import { CallStreams } from './call-streams.js'; // [proxy]
 import { SharedCallStreams } from './call-streams-shared.js'; // [proxy]
 import { EndedSessions, SessionIdCodec, clientInfoOf, relayedCapabilities, sessionTag, type SessionClaims } from './session-id.js';
@@ -39,6 +39,8 @@ export interface McpEndpointDeps {
   readonly sessionLogLevels?: SessionLogLevels;
   /** [proxy] Cancellations and relayed-request answers for calls held by other replicas (Redis); absent: dropped here. */
   readonly sessionForwards?: SharedSessionForwards;
+  /** [proxy] Every session's GET-stream events, readable by every replica (Redis); absent: each replica replays its own. */
+  readonly sessionEvents?: SharedSessionEvents;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -69,6 +71,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
     () => snapshots.current(),
     forwards && {
       forwards,
+      ...(deps.sessionEvents ? { events: deps.sessionEvents } : {}), // [proxy] GET streams resumed through any replica
       // [proxy] Nobody here watches the upstream URI any more (unsubscribed through another replica).
       unwatched: (upstreamKey, uri) =>
         void pool.peek(upstreamKey)?.request('resources/unsubscribe', { uri }, { timeoutMs: config.callTimeoutMs }).catch((error: unknown) => {
@@ -138,7 +141,7 @@ export function createMcpEndpoint(deps: McpEndpointDeps) {
         if (callStreams.resume(session.id, lastEventId, res)) return;
         if (sharedStreams && (await sharedStreams.resume(sessionTag(session.id), lastEventId, res))) return;
       }
-      const opened = streams.open(session.id, session.claims, config.sessionMaxAgeMs, res, typeof lastEventId === 'string' ? lastEventId : undefined, now);
+      const opened = await streams.open(session.id, session.claims, config.sessionMaxAgeMs, res, typeof lastEventId === 'string' ? lastEventId : undefined, now);
       if (!opened) return sendError(res, 409, null, JSON_RPC_ERRORS.INVALID_REQUEST, 'this session already has an open GET stream; close it before opening another');
       return;
     }

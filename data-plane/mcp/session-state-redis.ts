@@ -4,6 +4,7 @@ import type { DataPlaneLogger } from '../logger.js';
 import type { SharedSessionEndings } from './session-id.js';
 import { isLogLevel, type LogLevel, type SharedSessionLogLevels } from './session-log-levels.js';
 import { readForwardedMessage, type ForwardedSessionMessage, type SharedSessionForwards } from './session-forwards.js';
+import type { SessionEvent, SharedSessionEvents } from './session-streams.js';
 
 export interface RedisSessionStateOptions {
   readonly url: string;
@@ -27,6 +28,11 @@ interface Kind {
  * a call another replica holds (`session-forwards.ts`: `PUBLISH <prefix>session-forward`
  * of the message as JSON; nothing stored, a message no replica holds a call for is dropped).
  *
+ * A session's GET-stream events are a list, `RPUSH <prefix>session-events:<tag>` of
+ * `[id, data]`, trimmed to the newest 256 and expiring 10 minutes after the last one (or
+ * with the session), read with `LRANGE` when a stream opens: a client reconnecting through
+ * any replica gets what it missed (`session-streams.ts`).
+ *
  * An ending is `SET <prefix>session-ended:<tag> 1 PX <until the id expires anyway>` and
  * `PUBLISH <prefix>session-ended "<tag> <expiresAt>"`, in one MULTI; a level is
  * `SET <prefix>session-log-level:<tag> <level> PX …` and `PUBLISH <prefix>session-log-level
@@ -41,7 +47,7 @@ interface Kind {
  * access token (revocation is enforced on every message from the snapshot) and expires
  * at the session max age regardless.
  */
-export class RedisSessionState implements SharedSessionEndings, SharedSessionLogLevels, SharedSessionForwards {
+export class RedisSessionState implements SharedSessionEndings, SharedSessionLogLevels, SharedSessionForwards, SharedSessionEvents {
   private readonly commands: Redis;
   private readonly subscriber: Redis;
   private readonly ended: Kind;
@@ -50,6 +56,7 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
   private onLevel: ((tag: string, level: LogLevel, expiresAt: number) => void) | undefined;
   private onForward: ((message: ForwardedSessionMessage) => void) | undefined;
   private readonly forwardChannel: string;
+  private readonly eventsPrefix: string;
   private degraded = false;
   private closed = false;
 
@@ -60,6 +67,7 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
     this.ended = { keyPrefix: `${prefix}session-ended:`, channel: `${prefix}session-ended` };
     this.levels = { keyPrefix: `${prefix}session-log-level:`, channel: `${prefix}session-log-level` };
     this.forwardChannel = `${prefix}session-forward`;
+    this.eventsPrefix = `${prefix}session-events:`;
     this.commands = new RedisClient(options.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: options.commandTimeoutMs ?? 500 });
     this.subscriber = new RedisClient(options.url, { ...common, autoResubscribe: true });
     // Without listeners ioredis prints "Unhandled error event" on every failed reconnect.
@@ -110,6 +118,37 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
     } catch (error) {
       this.markDegraded(error);
     }
+  }
+
+  async recordEvent(tag: string, event: SessionEvent, max: number, keepMs: number): Promise<void> {
+    const key = `${this.eventsPrefix}${tag}`;
+    try {
+      await this.commands.multi().rpush(key, JSON.stringify([event.id, event.data])).ltrim(key, -max, -1).pexpire(key, Math.ceil(keepMs)).exec();
+      if (this.degraded) this.recovered();
+    } catch (error) {
+      this.markDegraded(error);
+    }
+  }
+
+  async readEvents(tag: string): Promise<SessionEvent[] | undefined> {
+    let items: string[];
+    try {
+      items = await this.commands.lrange(`${this.eventsPrefix}${tag}`, 0, -1);
+      if (this.degraded) this.recovered();
+    } catch (error) {
+      this.markDegraded(error);
+      return undefined;
+    }
+    const events: SessionEvent[] = [];
+    for (const item of items) {
+      try {
+        const [id, data] = JSON.parse(item) as unknown[];
+        if (typeof id === 'string' && typeof data === 'string') events.push({ id, data });
+      } catch {
+        // Not written by a replica: skipped.
+      }
+    }
+    return events;
   }
 
   async #publish(kind: Kind, tag: string, value: string, expiresAt: number, message: string): Promise<void> {
@@ -179,7 +218,7 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
   private markDegraded(error: unknown): void {
     if (this.degraded || this.closed) return;
     this.degraded = true;
-    this.options.logger.warn({ err: error }, 'Redis is unreachable: sessions ended with DELETE, log levels sessions set, cancellations and answers for calls on other replicas, and call streams resumed through another replica apply only on the replica that got them until it returns');
+    this.options.logger.warn({ err: error }, 'Redis is unreachable: sessions ended with DELETE, log levels sessions set, cancellations and answers for calls on other replicas, and call and GET streams resumed through another replica apply only on the replica that got them until it returns');
   }
 
   private recovered(): void {

@@ -17,6 +17,24 @@ export interface SessionStreamsOptions {
   readonly listChangedRepeatMs?: number;
 }
 
+/** One event of a session's GET stream: its SSE id and its JSON-RPC message. */
+export interface SessionEvent {
+  readonly id: string;
+  readonly data: string;
+}
+
+/**
+ * The GET-stream events of every session, kept where any replica can read them (Redis:
+ * `session-state-redis.ts`), so a client whose stream dropped can reconnect through any
+ * replica with `Last-Event-ID` and get what it missed.
+ */
+export interface SharedSessionEvents {
+  /** Appends an event to the session's log, keeping the newest `max` for `keepMs`. Never throws (the event stays in this replica's buffer). */
+  recordEvent(tag: string, event: SessionEvent, max: number, keepMs: number): Promise<void>;
+  /** The session's logged events, oldest first; undefined when they cannot be read. */
+  readEvents(tag: string): Promise<SessionEvent[] | undefined>;
+}
+
 export const DEFAULT_SESSION_STREAMS: SessionStreamsOptions = { bufferSize: 256, idleMs: 10 * 60 * 1000, listChangedRepeatMs: 1_000 };
 
 interface Subscription {
@@ -45,6 +63,9 @@ class SessionChannel {
   }
 }
 
+/** What this replica's event ids look like (`<nonce>-<seq>`); a `Last-Event-ID` is echoed back only in this shape. */
+const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** Upstream list-change notifications and the feature types (of an entry) they concern. */
 const LIST_CHANGED: { readonly [method: string]: readonly FeatureType[] } = {
   'notifications/tools/list_changed': ['tools'],
@@ -58,8 +79,9 @@ const LIST_CHANGED: { readonly [method: string]: readonly FeatureType[] } = {
  * when any upstream of the session's gateway changes a list it serves, and
  * `notifications/resources/updated` (URI namespaced) for the session's subscriptions.
  * Every event gets an id; a client reconnecting with `Last-Event-ID` gets what it
- * missed from a bounded in-memory buffer. This is per replica: after failover to another
- * replica a stream starts afresh (nothing is replayed) and subscriptions must be renewed.
+ * missed from a bounded in-memory buffer, and with Redis from the session's shared log,
+ * whichever replica it reconnects through (subscriptions stay on the replica that took
+ * them; their updates reach the stream wherever it is).
  */
 export class SessionStreams {
   private readonly channels = new Map<string, SessionChannel>();
@@ -79,7 +101,12 @@ export class SessionStreams {
      * holding the subscription. `unwatched` is told when no session here watches an
      * upstream URI any more (to unsubscribe the upstream session).
      */
-    private readonly shared?: { readonly forwards: SharedSessionForwards; readonly unwatched: (upstreamKey: string, upstreamUri: string) => void },
+    private readonly shared?: {
+      readonly forwards: SharedSessionForwards;
+      readonly unwatched: (upstreamKey: string, upstreamUri: string) => void;
+      /** Every session's events, readable by every replica: a GET stream resumed through another replica replays what the client missed. */
+      readonly events?: SharedSessionEvents;
+    },
   ) {}
 
   get size(): number {
@@ -87,21 +114,38 @@ export class SessionStreams {
   }
 
   /**
-   * Opens the session's GET stream, replaying buffered events after `lastEventId`.
-   * Returns false (and writes nothing) when the session already has an open stream.
+   * Opens the session's GET stream, replaying the events after `lastEventId`: from the
+   * shared log when there is one (whichever replica the client was on before, see
+   * {@link missedEvents}), else from this replica's buffer. Resolves false (and writes
+   * nothing) when the session already has an open stream.
    */
-  open(sessionId: string, claims: SessionClaims, maxAgeMs: number, res: ServerResponse, lastEventId: string | undefined, now: number): boolean {
+  async open(sessionId: string, claims: SessionClaims, maxAgeMs: number, res: ServerResponse, lastEventId: string | undefined, now: number): Promise<boolean> {
     const channel = this.channel(sessionId, claims, maxAgeMs, now);
     if (channel.stream?.isOpen) return false;
+    const seqBefore = channel.seq;
+    const logged = this.shared?.events ? await this.shared.events.readEvents(channel.tag) : undefined;
+    // A second GET of the session may have opened the stream while the log was read, or
+    // this one's client gone away (a stream on a closed response would never be told).
+    if (channel.stream?.isOpen) return false;
+    if (res.destroyed) return true;
     const stream = new SseStream(res);
     channel.stream = stream;
     stream.onClose(() => {
       if (channel.stream === stream) channel.stream = undefined;
       channel.lastActive = Date.now();
     });
-    // A priming event with an id: the client can resume even if nothing was sent yet.
-    res.write(`id: ${channel.nonce}-${channel.seq}\ndata: \n\n`);
-    for (const event of this.replay(channel, lastEventId)) stream.send(event.data, event.id);
+    // A priming event with an id, so the client can resume even if nothing is sent: where it
+    // resumed from (what follows is the replay), else where the session's log ends (any
+    // replica finds it there), else where this buffer ends.
+    const primingId = lastEventId !== undefined && EVENT_ID.test(lastEventId) ? lastEventId : logged?.length ? logged.at(-1)!.id : `${channel.nonce}-${channel.seq}`;
+    res.write(`id: ${primingId}\ndata: \n\n`);
+    const missed =
+      lastEventId === undefined
+        ? channel.events.filter((event) => event.seq > seqBefore) // pushed here while the log was read
+        : logged
+          ? missedEvents(logged, lastEventId, this.replay(channel, lastEventId))
+          : this.replay(channel, lastEventId);
+    for (const event of missed) stream.send(event.data, event.id);
     return true;
   }
 
@@ -236,6 +280,11 @@ export class SessionStreams {
     return channel;
   }
 
+  /**
+   * Queues an event on the session's channel and in the shared log. A notification
+   * forwarded from another replica is logged twice (there, and here with the id the client
+   * gets): the client may resume from either, and a replay tells each subject once.
+   */
   private push(channel: SessionChannel, message: RelayedMessage): void {
     channel.seq += 1;
     const event = {
@@ -245,6 +294,11 @@ export class SessionStreams {
     };
     channel.events.push(event);
     if (channel.events.length > this.options.bufferSize) channel.events.shift();
+    const events = this.shared?.events;
+    if (events) {
+      const keepMs = Math.min(this.options.idleMs, channel.expiresAt - Date.now());
+      if (keepMs > 0) void events.recordEvent(channel.tag, { id: event.id, data: event.data }, this.options.bufferSize, keepMs);
+    }
     if (channel.stream?.isOpen) channel.stream.send(event.data, event.id);
     // A subscription's update for a session whose GET stream is not here: to the replica that has it.
     else if (this.shared && message.method === 'notifications/resources/updated') {
@@ -270,6 +324,39 @@ export class SessionStreams {
         this.channels.delete(id);
       }
     }
+  }
+}
+
+/**
+ * What a client reconnecting with `lastEventId` missed, from the session's shared log: the
+ * events logged after that id (all of them when the log no longer holds it), then those of
+ * this replica's `local` replay the log lacks (pushed while it was read, or while Redis
+ * was away). Several replicas log the same list change, and a resource may be updated
+ * many times while the client is away; every event of the stream says "this changed, look
+ * again", so each (method, URI) is replayed once, where it last occurred.
+ */
+export function missedEvents(logged: readonly SessionEvent[], lastEventId: string, local: readonly SessionEvent[]): SessionEvent[] {
+  let from = 0;
+  for (let i = logged.length - 1; i >= 0; i -= 1) {
+    if (logged[i]!.id === lastEventId) {
+      from = i + 1;
+      break;
+    }
+  }
+  const seen = new Set(logged.map((event) => event.id));
+  const candidates = [...logged.slice(from), ...local.filter((event) => !seen.has(event.id))];
+  const last = new Map<string, number>();
+  candidates.forEach((event, i) => last.set(eventSubject(event.data), i));
+  return candidates.filter((event, i) => last.get(eventSubject(event.data)) === i);
+}
+
+/** What an event is about: its method, and the resource URI for `resources/updated`. */
+function eventSubject(data: string): string {
+  try {
+    const message = JSON.parse(data) as { method?: unknown; params?: { uri?: unknown } };
+    return `${String(message.method)}\u0000${typeof message.params?.uri === 'string' ? message.params.uri : ''}`;
+  } catch {
+    return data;
   }
 }
 

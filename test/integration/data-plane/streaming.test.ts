@@ -27,7 +27,7 @@ import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
 import { AuditShipper } from '../../../data-plane/audit/shipper.js';
 import { MemoryAuditTransport } from '../../../data-plane/audit/transport.js';
 import type { AuditEntry } from '../../../schema/audit/types.js';
-import { DEFAULT_SESSION_STREAMS, SessionStreams } from '../../../data-plane/mcp/session-streams.js';
+import { DEFAULT_SESSION_STREAMS, SessionStreams, missedEvents } from '../../../data-plane/mcp/session-streams.js';
 import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { ACCESS_TOKEN, GATEWAY_SLUG, gatewaySnapshot } from '../../conformance/gateway-fixture.js';
@@ -467,7 +467,9 @@ describe('the GET stream', () => {
     }
     await resumedReader.cancel();
     expect(replay).toContain('notifications/tools/list_changed');
-    const replayedIds = [...replay.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    // The priming event echoes where the client resumed from; no event it saw comes again.
+    expect(replay).toMatch(new RegExp(`^id: ${lastSeen}\\ndata: \\n\\n`));
+    const replayedIds = [...replay.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1]!);
     expect(replayedIds).not.toContain(lastSeen);
     await fetch(mcpUrl, { method: 'DELETE', headers: sessionHeaders });
   });
@@ -500,7 +502,7 @@ describe('the GET-stream buffer', () => {
   it('keeps a bounded number of events and replays only what follows Last-Event-ID', async () => {
     const { streams, upstreamKey, claims } = await standaloneStreams({ bufferSize: 3, idleMs: 60_000, listChangedRepeatMs: 0 });
     const first = fakeResponse();
-    expect(streams.open('s1', claims, 3_600_000, first, undefined, Date.now())).toBe(true);
+    expect(await streams.open('s1', claims, 3_600_000, first, undefined, Date.now())).toBe(true);
     for (let i = 0; i < 5; i += 1) streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
     streams.onUpstreamNotification('another-upstream', { method: 'notifications/tools/list_changed' });
     const ids = [...first.text.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
@@ -508,13 +510,13 @@ describe('the GET-stream buffer', () => {
     first.emit('close');
 
     const resumed = fakeResponse();
-    streams.open('s1', claims, 3_600_000, resumed, ids[3], Date.now());
+    await streams.open('s1', claims, 3_600_000, resumed, ids[3], Date.now());
     expect([...resumed.text.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1])).toEqual([ids[4], ids[5]]);
     resumed.emit('close');
 
     // An id from elsewhere (another replica): everything still held, at most bufferSize.
     const foreign = fakeResponse();
-    streams.open('s1', claims, 3_600_000, foreign, 'other-7', Date.now());
+    await streams.open('s1', claims, 3_600_000, foreign, 'other-7', Date.now());
     expect([...foreign.text.matchAll(/^id: (\S+)\nevent: message$/gm)].map((m) => m[1])).toEqual([ids[3], ids[4], ids[5]]);
     streams.close();
   });
@@ -522,7 +524,7 @@ describe('the GET-stream buffer', () => {
   it('tells every change its own upstreams report, and a burst relayed by other replicas once at once and once when the window ends', async () => {
     const { streams, upstreamKey, claims } = await standaloneStreams({ bufferSize: 16, idleMs: 60_000, listChangedRepeatMs: 150 });
     const res = fakeResponse();
-    streams.open('s1', claims, 3_600_000, res, undefined, Date.now());
+    await streams.open('s1', claims, 3_600_000, res, undefined, Date.now());
     const told = () => [...res.text.matchAll(/"notifications\/tools\/list_changed"/g)].length;
     streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
     streams.onUpstreamNotification(upstreamKey, { method: 'notifications/tools/list_changed' });
@@ -538,6 +540,26 @@ describe('the GET-stream buffer', () => {
     streams.onSharedListChanged(['gw-conf'], 'notifications/tools/list_changed', 'another-replica');
     expect(told()).toBe(4);
     streams.close();
+  });
+
+  it('replays from a shared log what follows Last-Event-ID, each subject once where it last occurred, and what only this replica holds', () => {
+    const event = (id: string, method: string, uri?: string) => ({ id, data: JSON.stringify({ jsonrpc: '2.0', method, ...(uri ? { params: { uri } } : {}) }) });
+    const logged = [
+      event('a-1', 'notifications/tools/list_changed'),
+      event('a-2', 'notifications/resources/updated', 'x://one'),
+      event('a-3', 'notifications/tools/list_changed'),
+      event('b-1', 'notifications/tools/list_changed'), // the same change, logged by another replica
+      event('a-4', 'notifications/resources/updated', 'x://two'),
+      event('a-5', 'notifications/resources/updated', 'x://one'),
+    ];
+    const ids = (events: { id: string }[]) => events.map((e) => e.id);
+    expect(ids(missedEvents(logged, 'a-2', []))).toEqual(['b-1', 'a-4', 'a-5']);
+    expect(ids(missedEvents(logged, 'a-5', []))).toEqual([]);
+    // An id the log no longer holds (trimmed, or never logged): everything it holds, once per subject.
+    expect(ids(missedEvents(logged, 'gone-9', []))).toEqual(['b-1', 'a-4', 'a-5']);
+    // This replica's events the log lacks (pushed while it was read, or while Redis was away) come last.
+    const local = [logged[4]!, event('c-7', 'notifications/prompts/list_changed')];
+    expect(ids(missedEvents(logged, 'a-4', local))).toEqual(['a-5', 'c-7']);
   });
 
   it('relays a list change to the other replicas even with no session of its own', async () => {
@@ -673,6 +695,66 @@ describe('a client whose messages land on another replica than its call (Redis)'
     await new Promise((resolve) => setTimeout(resolve, 300));
     writeFileSync(join(stateDir, 'description'), `Looks up a record by id (changed on A at ${Date.now()})`);
     await expect.poll(() => changes, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
+  });
+
+  it('replays through replica B what the GET stream on replica A missed while the client was away, then carries live events', async () => {
+    const session = await rawSession(urls[0]!);
+    const post = async (id: number, method: string, params: Record<string, unknown>) =>
+      (await fetch(urls[0]!, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', id, method, params }) })).text();
+    const get = (on: string, lastEventId?: string) =>
+      fetch(on, { method: 'GET', headers: { ...session, accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) } });
+    /** Reads a stream until `until` matches what was read, then stops reading it. */
+    const readUntil = async (response: Response, until: (text: string) => boolean) => {
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = '';
+      while (!until(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      await reader.cancel();
+      return text;
+    };
+    const updates = (text: string) => [...text.matchAll(/^id: (\S+)\nevent: message\ndata: (.+)$/gm)].map((m) => ({ id: m[1]!, message: JSON.parse(m[2]!) as { method: string; params: { uri: string } } }));
+
+    expect(await post(2, 'resources/subscribe', { uri: 'conf+test://watched-resource' })).toContain('"result"');
+    const onA = await readUntil(await get(urls[0]!), (text) => /^id: \S+\n/m.test(text));
+    const lastSeen = /^id: (\S+)$/m.exec(onA)![1]!;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Two updates while no stream is open: A holds the subscription and logs them.
+    await post(3, 'tools/call', { name: 'conf__test_trigger_resource_update', arguments: {} });
+    await post(4, 'tools/call', { name: 'conf__test_trigger_resource_update', arguments: {} });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    // The client comes back through B: what it missed, once (both updates say "read it again").
+    const resumed = await get(urls[1]!, lastSeen);
+    expect(resumed.status).toBe(200);
+    const reader = resumed.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let onB = '';
+    while (updates(onB).length < 1) onB += (await reader.read()).value ?? '';
+    expect(updates(onB).map((u) => [u.message.method, u.message.params.uri])).toEqual([['notifications/resources/updated', 'conf+test://watched-resource']]);
+    // The stream on B goes on with live updates from A's subscription.
+    await post(5, 'tools/call', { name: 'conf__test_trigger_resource_update', arguments: {} });
+    while (updates(onB).length < 2) onB += (await reader.read()).value ?? '';
+    await reader.cancel();
+    const seen = updates(onB);
+    expect(seen).toHaveLength(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Back to A with the last id seen on B: nothing is replayed twice.
+    const stop = new AbortController();
+    const again = await fetch(urls[0]!, { method: 'GET', headers: { ...session, accept: 'text/event-stream', 'last-event-id': seen.at(-1)!.id }, signal: stop.signal });
+    const againReader = again.body!.pipeThrough(new TextDecoderStream()).getReader();
+    setTimeout(() => stop.abort(), 500);
+    let replayed = '';
+    for (;;) {
+      const next = await againReader.read().catch(() => ({ done: true, value: undefined }));
+      if (next.done) break;
+      replayed += next.value;
+    }
+    expect(replayed).toMatch(/^id: \S+\ndata: \n\n/);
+    expect(updates(replayed)).toEqual([]);
+    await fetch(urls[0]!, { method: 'DELETE', headers: session });
   });
 
   it('serves a GET whose stream no replica holds as the session stream, after a short wait', async () => {
