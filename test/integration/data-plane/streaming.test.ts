@@ -757,6 +757,61 @@ describe('a client whose messages land on another replica than its call (Redis)'
     await fetch(urls[0]!, { method: 'DELETE', headers: session });
   });
 
+  it('the SDK client, its GET stream cut on replica A, reconnects through replica B and gets the update it missed', async () => {
+    const updated: string[] = [];
+    const resumedWith: (string | null)[] = [];
+    let cut: (() => void) | undefined;
+    // POSTs go to A; the first GET stream is A's, and can be cut as a network drop would; later GETs go to B.
+    const routed: FetchLike = async (input, init) => {
+      if (init?.method !== 'GET') return fetch(urls[0]!, init);
+      if (cut !== undefined) {
+        resumedWith.push(new Headers(init.headers).get('last-event-id'));
+        return fetch(urls[1]!, init);
+      }
+      const response = await fetch(urls[0]!, init);
+      const upstream = response.body!.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          cut = () => {
+            controller.error(new Error('network cut'));
+            void upstream.cancel();
+          };
+        },
+        async pull(controller) {
+          const { value, done } = await upstream.read();
+          try {
+            if (done) controller.close();
+            else controller.enqueue(value);
+          } catch {
+            // cut meanwhile
+          }
+        },
+      });
+      return new Response(body, { status: response.status, headers: response.headers });
+    };
+    const transport = new StreamableHTTPClientTransport(new URL(urls[0]!), {
+      fetch: routed,
+      requestInit: { headers: { Authorization: `Bearer ${ACCESS_TOKEN}` } },
+      reconnectionOptions: { initialReconnectionDelay: 1_000, maxReconnectionDelay: 1_000, reconnectionDelayGrowFactor: 1, maxRetries: 3 },
+    });
+    const client = new Client({ name: 'streaming-test', version: '1.0.0' }, { capabilities: {} });
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri));
+    await client.connect(transport);
+    open.push({ client, transport });
+    await expect.poll(() => cut !== undefined, { timeout: 5_000 }).toBe(true);
+    await client.subscribeResource({ uri: 'conf+test://watched-resource' });
+    await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
+    await expect.poll(() => updated.length, { timeout: 5_000 }).toBe(1); // live, on A's stream
+
+    cut!();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // While no replica holds the session's GET stream (the client waits a second to come back).
+    await client.callTool({ name: 'conf__test_trigger_resource_update', arguments: {} });
+    await expect.poll(() => updated.length, { timeout: 5_000 }).toBe(2);
+    expect(resumedWith).toEqual([expect.stringMatching(/\S/)]);
+    expect(updated).toEqual(['conf+test://watched-resource', 'conf+test://watched-resource']);
+  });
+
   it('serves a GET whose stream no replica holds as the session stream, after a short wait', async () => {
     const session = { ...(await rawSession(urls[1]!)), accept: 'text/event-stream', 'last-event-id': 'p.nosuchstream.3' };
     const controller = new AbortController();
