@@ -164,7 +164,7 @@ export class CallRegistry {
   private relayRequest(options: CallRelayOptions, request: RelayedMessage, signal: AbortSignal): Promise<Result> {
     const record: RelayedRequestRecord | undefined = options.audit ? { method: request.method, params: request.params, receivedAt: performance.now() } : undefined;
     if (record) options.audit!.relayedRequest(record);
-    const refusal = relayRefusal(options, request.method);
+    const refusal = relayRefusal(options, request.method, request.params?.mode);
     const onRelayed = this.options.onRelayed;
     return (refusal ? Promise.reject(refusal) : this.relayThroughRules(options, request, signal, record)).then(
       (result) => {
@@ -253,13 +253,19 @@ function relayOutcome(error: unknown): RelayOutcome {
 }
 
 /** Why a server-to-client request cannot reach the client of this call, if it cannot. */
-function relayRefusal(options: CallRelayOptions, method: string): McpError | undefined {
+function relayRefusal(options: CallRelayOptions, method: string, mode: unknown): McpError | undefined {
   if (!options.stream?.isOpen) {
     return new McpError(ErrorCode.InvalidRequest, `the gateway cannot relay ${method}: the client's call is answered as JSON, not an SSE stream`);
   }
+  // URL-mode elicitation needs its own declaration; any other mode is form mode's.
+  if (method === 'elicitation/create' && mode === 'url') {
+    if (options.capabilities?.elicitationUrl) return undefined;
+    return new McpError(ErrorCode.InvalidRequest, 'the client did not declare URL-mode elicitation (the "elicitation.url" capability), so this elicitation/create cannot be relayed to it');
+  }
   const capability = CAPABILITY_FOR[method];
   if (capability !== undefined && !options.capabilities?.[capability]) {
-    return new McpError(ErrorCode.InvalidRequest, `the client did not declare the "${capability}" capability, so ${method} cannot be relayed to it`);
+    const what = method === 'elicitation/create' ? 'form-mode elicitation (the "elicitation" capability, or "elicitation.form")' : `the "${capability}" capability`;
+    return new McpError(ErrorCode.InvalidRequest, `the client did not declare ${what}, so ${method} cannot be relayed to it`);
   }
   return undefined;
 }

@@ -36,17 +36,27 @@ export function clientInfoOf(value: unknown): ClientInfo | undefined {
 /** The client capabilities that matter to relaying server-to-client requests. */
 export interface RelayedClientCapabilities {
   readonly sampling: boolean;
+  /** Form-mode elicitation (what `elicitation: {}` declares). */
   readonly elicitation: boolean;
+  /** URL-mode elicitation (2025-11-25: `elicitation: { url: {} }`). */
+  readonly elicitationUrl?: boolean;
   readonly roots: boolean;
 }
 
-const CAPABILITY_LETTERS = { sampling: 's', elicitation: 'e', roots: 'r' } as const;
+const CAPABILITY_LETTERS = { sampling: 's', elicitation: 'e', elicitationUrl: 'u', roots: 'r' } as const;
 
-/** Reads the relayed capabilities out of an `initialize` request's `capabilities`. */
+/**
+ * Reads the relayed capabilities out of an `initialize` request's `capabilities`. An
+ * `elicitation` object with neither `form` nor `url` declares form mode only (the spec's
+ * reading, for clients older than URL mode).
+ */
 export function relayedCapabilities(declared: unknown): RelayedClientCapabilities {
-  const record = typeof declared === 'object' && declared !== null ? (declared as Record<string, unknown>) : {};
-  const has = (key: string) => typeof record[key] === 'object' && record[key] !== null;
-  return { sampling: has('sampling'), elicitation: has('elicitation'), roots: has('roots') };
+  const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+  const record = isObject(declared) ? declared : {};
+  const elicitation = isObject(record.elicitation) ? record.elicitation : undefined;
+  const form = elicitation !== undefined && (isObject(elicitation.form) || !isObject(elicitation.url));
+  const url = elicitation !== undefined && isObject(elicitation.url);
+  return { sampling: isObject(record.sampling), elicitation: form, ...(url ? { elicitationUrl: true } : {}), roots: isObject(record.roots) };
 }
 
 /** Encrypted ids (issued). */
@@ -150,7 +160,10 @@ export class SessionIdCodec {
     const info = Array.isArray(i) && typeof i[0] === 'string' && typeof i[1] === 'string' ? { clientInfo: { name: i[0], version: i[1] } } : {}; // [audit]
     const claims: SessionClaims = { workspaceId: w, gatewayId: g, connectionId: c, protocolVersion: p, issuedAt: t, ...info };
     if (typeof k !== 'string') return claims;
-    return { ...claims, clientCapabilities: { sampling: k.includes('s'), elicitation: k.includes('e'), roots: k.includes('r') } };
+    return {
+      ...claims,
+      clientCapabilities: { sampling: k.includes('s'), elicitation: k.includes('e'), ...(k.includes('u') ? { elicitationUrl: true } : {}), roots: k.includes('r') },
+    };
   }
 
   /** The plaintext of a `v2` id, or undefined when it was not sealed with this key (or was altered). */

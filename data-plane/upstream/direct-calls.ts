@@ -43,6 +43,12 @@ export class DirectCallClosed extends Error {
   override readonly name = 'DirectCallClosed';
 }
 
+/**
+ * Notifications about a call that go to its client as they are: log messages, and the end
+ * of a URL-mode elicitation the call asked for (2025-11-25). Progress is mapped separately.
+ */
+export const CALL_NOTIFICATIONS: ReadonlySet<string> = new Set(['notifications/message', 'notifications/elicitation/complete']);
+
 /** Prefix of the ids of direct requests: never a number, so never one of the SDK Client's ids. */
 const ID_PREFIX = 'gh-';
 
@@ -202,7 +208,7 @@ export class DirectCalls {
       this.relayRequest(call, record.id, record.method, record.params);
       return true;
     }
-    if (record.method === 'notifications/message') {
+    if (CALL_NOTIFICATIONS.has(record.method)) {
       call.relay?.notify({ method: record.method, params: record.params });
       return true;
     }

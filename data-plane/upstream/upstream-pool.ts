@@ -18,7 +18,7 @@ import { CircuitBreaker, DEFAULT_CIRCUIT_BREAKER, type CircuitAdmission, type Ci
 import { managedSecretEnv, sharedUpstreamHeaders } from './credentials.js';
 import { UndiciStreamableHttpTransport } from './http-transport.js';
 import { DEFAULT_RESTART_POLICY, ManagedProcess, ManagedProcessUnavailable, type LaunchSpec, type RestartPolicy } from './managed-process.js';
-import { DirectCallClosed, DirectCallTimeout, DirectCalls } from './direct-calls.js';
+import { CALL_NOTIFICATIONS, DirectCallClosed, DirectCallTimeout, DirectCalls } from './direct-calls.js';
 import { DEFAULT_IDLE_PROBE, IdleProbe, type IdleProbeOptions } from './idle-probe.js';
 import type { CallRelay, RelayedMessage } from './relay.js';
 import { UpstreamError } from './upstream-error.js';
@@ -336,7 +336,7 @@ export class UpstreamConnection {
         this.broadcast(this.key, { method: message.method, params: message.params });
         return;
       }
-      if (message.method === 'notifications/message') this.relayFor()?.notify({ method: message.method, params: message.params });
+      if (CALL_NOTIFICATIONS.has(message.method)) this.relayFor()?.notify({ method: message.method, params: message.params });
     };
     client.onclose = () => {
       // A closed session is never reused: the next call initializes a new one.

@@ -4,6 +4,8 @@
  * control plane's feature discovery alike. Some servers offer a tool only to clients with a
  * capability (a tool that asks the user through elicitation, one that samples); discovery
  * must see what the gateway's sessions see, or such a tool is never discovered, so never
- * provisioned, pinned or reviewed, and every call to it is refused.
+ * provisioned, pinned or reviewed, and every call to it is refused. Both elicitation modes:
+ * the data plane relays each to the clients that declared it (URL mode to those that
+ * declared `elicitation.url`) and refuses it to the others.
  */
-export const UPSTREAM_CLIENT_CAPABILITIES = Object.freeze({ sampling: {}, elicitation: {}, roots: {} });
+export const UPSTREAM_CLIENT_CAPABILITIES = Object.freeze({ sampling: {}, elicitation: { form: {}, url: {} }, roots: {} });

@@ -572,22 +572,33 @@ const samplingAnswer: PartAccess = {
   },
 };
 
-/** `elicitation/create` as the upstream asks it: the message shown to the person. */
+/**
+ * `elicitation/create` as the upstream asks it: the message shown to the person, then, in
+ * URL mode, the URL the person is asked to open (keyed `url`), where a server would send
+ * someone to a phishing page or carry data out in a query string.
+ */
 const elicitationRequest: PartAccess = {
   part: 'relayedRequests',
   payload: (params) => params,
   replacePayload: keepMeta,
   checkPayload(payload) {
     if (!isRecord(payload) || typeof payload.message !== 'string') return 'an elicitation request must be an object with a string "message"';
+    if (payload.mode === 'url' && typeof payload.url !== 'string') return 'a URL-mode elicitation request must have a string "url"';
     return undefined;
   },
   extract(params, limits) {
     const out: Slot[] = [];
-    if (typeof params.message === 'string') collectStrings(params.message, '', out, limits, { n: 0 });
+    const chars = { n: 0 };
+    if (typeof params.message === 'string') collectStrings(params.message, '', out, limits, chars);
+    if (params.mode === 'url' && typeof params.url === 'string') collectStrings(params.url, 'url', out, limits, chars);
     return out;
   },
   rebuild(params, values) {
-    return typeof params.message === 'string' && values[0] !== params.message ? { ...params, message: values[0]! } : params;
+    let next = params;
+    let i = 0;
+    if (typeof params.message === 'string' && values[i++] !== params.message) next = { ...next, message: values[0]! };
+    if (params.mode === 'url' && typeof params.url === 'string' && values[i] !== params.url) next = { ...next, url: values[i]! };
+    return next;
   },
 };
 

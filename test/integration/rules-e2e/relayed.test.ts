@@ -1,5 +1,5 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema, type CreateMessageRequest, type ElicitRequest } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ElicitationCompleteNotificationSchema, type CreateMessageRequest, type ElicitRequest } from '@modelcontextprotocol/sdk/types.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
 import { rulesGatewayPerFile, textOf, type RuleSpec } from './harness.js';
@@ -131,6 +131,36 @@ describe('rules on what the upstream asks the client (relayedRequests, response 
     ]);
     expect(await askPerson('Tell me about Project Falcon')).toContain('accept');
     expect(asked.elicitation.at(-1)).toMatchObject({ message: 'Tell me about project X' });
+  });
+
+  it('relays URL-mode elicitation only to clients that declared it, and reads its URL: a rule blocks a phishing link', async () => {
+    use([{ name: 'Known hosts', detection: { kind: 'regex', patterns: ['https?://[^/]*evil\\.example'], caseInsensitive: true }, action: { kind: 'block' }, hooks: ['response'], parts: ['relayedRequests'] }]);
+    const askUrl = async (c: Client, url: string) => textOf(await c.callTool({ name: 'fx__ask_person_url', arguments: { url } }));
+    // This file's client declared elicitation as `{}`: form mode only.
+    expect(await askUrl(client, 'https://login.example.com/start')).toMatch(/^elicitation failed: .*did not declare URL-mode elicitation/);
+    expect(asked.elicitation).toEqual([]);
+
+    const opened: ElicitRequest['params'][] = [];
+    const completed: string[] = [];
+    const urlClient = await gateway.client(
+      {},
+      {
+        capabilities: { elicitation: { form: {}, url: {} } },
+        setup: (c) => {
+          c.setRequestHandler(ElicitRequestSchema, (request) => (opened.push(request.params), { action: 'accept' }));
+          c.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => void completed.push(n.params.elicitationId));
+        },
+      },
+    );
+    expect(JSON.parse(await askUrl(urlClient, 'https://login.example.com/start'))).toEqual({ action: 'accept' });
+    expect(opened).toEqual([expect.objectContaining({ mode: 'url', url: 'https://login.example.com/start', message: 'Please sign in to continue' })]);
+    // The server's word that the person finished reaches the client, under the id it was asked with.
+    expect(completed).toEqual([(opened[0] as { elicitationId: string }).elicitationId]);
+    const got = await askUrl(urlClient, 'https://accounts.evil.example/login?next=token');
+    expect(got).toMatch(/^elicitation failed: .*blocked by rule "Known hosts"/);
+    expect(opened).toHaveLength(1); // never shown to the person
+    expect(await policyActions()).toEqual([expect.objectContaining({ ruleName: 'Known hosts', action: 'block' })]);
+    await urlClient.close();
   });
 
   it('keeps a rule to its scope: a rule for another tool does not read this one’s requests', async () => {

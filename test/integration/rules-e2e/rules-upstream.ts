@@ -11,6 +11,9 @@
  * - `binary`: an image, an audio clip and an embedded binary resource, plus a text block;
  * - `ask_person {question}`: asks the client (elicitation, fields `email` and `note`) and
  *   returns the answer it got as JSON, or the error as an error result;
+ * - `ask_person_url {url}`: asks the client to have the person open `url` (URL-mode
+ *   elicitation), tells it the elicitation completed when it was accepted, and returns the
+ *   answer or the error likewise;
  * - `ask_model {prompt, system?}`: asks the client's model (sampling) and returns the
  *   answer it got as JSON, or the error as an error result;
  * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob);
@@ -64,6 +67,18 @@ server.registerTool('ask_person', { description: 'Asks the person', inputSchema:
       { method: 'elicitation/create', params: { message: question, requestedSchema: { type: 'object', properties: { email: { type: 'string' }, note: { type: 'string' } } } } },
       ElicitResultSchema,
     );
+    return { content: [{ type: 'text', text: JSON.stringify(answer) }] };
+  } catch (error) {
+    return { content: [{ type: 'text', text: `elicitation failed: ${(error as Error).message}` }], isError: true };
+  }
+});
+
+server.registerTool('ask_person_url', { description: 'Asks the person to open a URL', inputSchema: { url: z.string() } }, async ({ url }, extra) => {
+  try {
+    const elicitationId = `el-${Date.now()}`;
+    const answer = await extra.sendRequest({ method: 'elicitation/create', params: { mode: 'url', message: 'Please sign in to continue', url, elicitationId } }, ElicitResultSchema);
+    // The person finished at the URL: the client learns it (as a server would once its page saw them through).
+    if (answer.action === 'accept') await extra.sendNotification({ method: 'notifications/elicitation/complete', params: { elicitationId } });
     return { content: [{ type: 'text', text: JSON.stringify(answer) }] };
   } catch (error) {
     return { content: [{ type: 'text', text: `elicitation failed: ${(error as Error).message}` }], isError: true };

@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { EndedSessions, SessionIdCodec } from '../../../data-plane/mcp/session-id.js';
+import { EndedSessions, SessionIdCodec, relayedCapabilities } from '../../../data-plane/mcp/session-id.js';
 
 const SECRET = 'a-session-secret-of-at-least-32-characters';
 const claims = { workspaceId: 'ws', gatewayId: 'gw', connectionId: 'conn', protocolVersion: '2025-11-25' };
@@ -9,6 +9,17 @@ describe('SessionIdCodec', () => {
   it('round-trips claims, and any codec with the same secret verifies them', () => {
     const id = new SessionIdCodec(SECRET, 60_000).issue(claims, 1_000);
     expect(new SessionIdCodec(SECRET, 60_000).verify(id, 2_000)).toEqual({ ...claims, issuedAt: 1_000 });
+  });
+
+  it('reads which elicitation modes a client declared, and carries them in the id', () => {
+    // `elicitation: {}` is form mode only (clients older than URL mode); URL mode is declared by name.
+    expect(relayedCapabilities({ elicitation: {} })).toEqual({ sampling: false, elicitation: true, roots: false });
+    expect(relayedCapabilities({ elicitation: { url: {} } })).toEqual({ sampling: false, elicitation: false, elicitationUrl: true, roots: false });
+    expect(relayedCapabilities({ elicitation: { form: {}, url: {} }, sampling: {} })).toEqual({ sampling: true, elicitation: true, elicitationUrl: true, roots: false });
+    expect(relayedCapabilities({ elicitation: true, roots: {} })).toEqual({ sampling: false, elicitation: false, roots: true });
+    const codec = new SessionIdCodec(SECRET, 60_000);
+    const withUrl = { ...claims, clientCapabilities: relayedCapabilities({ elicitation: { url: {} } }) };
+    expect(codec.verify(codec.issue(withUrl, 1_000), 2_000)?.clientCapabilities).toEqual({ sampling: false, elicitation: false, elicitationUrl: true, roots: false });
   });
 
   it('refuses ids sealed with another secret, tampered, malformed or expired', () => {
