@@ -1,4 +1,4 @@
-import { McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { FeatureType } from '../../schema/snapshot/index.js';
 import type { CompiledAssignment, ExposedFeature } from '../snapshot/compiled-snapshot.js';
@@ -64,6 +64,12 @@ export interface RulesHook {
   relayedRequest(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** The client's answer to such a request (`relayedAnswers`, request leg), before it goes upstream. */
   relayedAnswer(method: string, result: Result): Promise<Result>;
+  /**
+   * The upstream's `-32042` error (URL elicitation required): the URL-mode elicitations in
+   * its `data.elicitations`, read as `relayedRequests` like the ones sent as requests. The
+   * error to give the client: as it was, with elicitations rewritten, or a block (-32070).
+   */
+  urlElicitationRequired(error: RpcError): Promise<RpcError>;
 }
 
 /**
@@ -202,7 +208,10 @@ async function exchange(target: RoutedTarget, params: Record<string, unknown>, c
     });
   } catch (error) {
     if (leg) context.audit!.upstreamResponse(leg, startedAt, { error });
-    throw toRpcError(error);
+    const failure = toRpcError(error);
+    // [rules] An error that asks the client to send the person to URLs: the URLs are read too.
+    if (failure.code === ErrorCode.UrlElicitationRequired && context.rules) throw await context.rules.urlElicitationRequired(failure);
+    throw failure;
   }
   if (leg) context.audit!.upstreamResponse(leg, startedAt, { result });
   return context.rules ? context.rules.response(target, result) : result; // stage 9

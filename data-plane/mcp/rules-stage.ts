@@ -123,6 +123,22 @@ export class RulesRuntime {
         if (outcome.blocked) throw blockError(outcome, 'request');
         return outcome.message as typeof result;
       },
+      async urlElicitationRequired(error) {
+        const data = error.data;
+        if (routed === undefined || typeof data !== 'object' || data === null || !Array.isArray((data as { elicitations?: unknown }).elicitations)) return error;
+        const asked = (data as { elicitations: unknown[] }).elicitations;
+        const elicitations: unknown[] = [];
+        for (const item of asked) {
+          if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+            elicitations.push(item);
+            continue;
+          }
+          const outcome = await evaluateLeg(set, legCall(routed, 'response', 'elicitation/create'), item as Record<string, unknown>);
+          if (outcome.blocked) return blockError(outcome, 'response');
+          elicitations.push(outcome.message);
+        }
+        return elicitations.every((item, i) => item === asked[i]) ? error : new RpcError(error.code, error.message, { ...data, elicitations });
+      },
       async response(target, result) {
         const outcome = await evaluateLeg(set, legCall(target, 'response'), result as Record<string, unknown>);
         if (!outcome.blocked) return outcome.message as typeof result;

@@ -22,7 +22,7 @@ export const SIGNING_SECRET = 'e2e-engine-signing-secret';
 const UPSTREAM = fileURLToPath(new URL('./rules-upstream.ts', import.meta.url));
 
 /** The fixture upstream's tools, prompt, resources and resource template, exposed on gateway `eng` with prefix `fx`. */
-const TOOLS = ['echo', 'echo_json', 'last_received', 'profile', 'fetch_page', 'big', 'binary', 'ask_person', 'ask_person_url', 'ask_model'];
+const TOOLS = ['echo', 'echo_json', 'last_received', 'profile', 'fetch_page', 'big', 'binary', 'ask_person', 'ask_person_url', 'needs_sign_in', 'ask_model'];
 
 export interface RuleSpec {
   readonly name: string;

@@ -1,5 +1,12 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ElicitationCompleteNotificationSchema, type CreateMessageRequest, type ElicitRequest } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ElicitationCompleteNotificationSchema,
+  type CreateMessageRequest,
+  type ElicitRequest,
+  type McpError,
+} from '@modelcontextprotocol/sdk/types.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuditPolicyAction } from '../../../schema/audit/types.js';
 import { rulesGatewayPerFile, textOf, type RuleSpec } from './harness.js';
@@ -161,6 +168,26 @@ describe('rules on what the upstream asks the client (relayedRequests, response 
     expect(opened).toHaveLength(1); // never shown to the person
     expect(await policyActions()).toEqual([expect.objectContaining({ ruleName: 'Known hosts', action: 'block' })]);
     await urlClient.close();
+  });
+
+  it('reads the URLs of a "URL elicitation required" error (-32042) as it reads URL-mode requests', async () => {
+    use([
+      { name: 'Known hosts', detection: { kind: 'regex', patterns: ['https?://[^/]*evil\\.example'], caseInsensitive: true }, action: { kind: 'block' }, hooks: ['response'], parts: ['relayedRequests'] },
+      { name: 'No emails out', detection: EMAIL, action: { kind: 'redact' }, hooks: ['response'], parts: ['relayedRequests'] },
+    ]);
+    const signIn = (url: string) => client.callTool({ name: 'fx__needs_sign_in', arguments: { url } }).then(
+      () => expect.unreachable('the tool fails'),
+      (error: unknown) => error as McpError,
+    );
+    const rewritten = await signIn('https://sso.example.com/start?login=ada@example.com');
+    expect(rewritten.code).toBe(-32042);
+    expect(rewritten.data).toEqual({
+      elicitations: [{ mode: 'url', elicitationId: 'el-sign-in', url: 'https://sso.example.com/start?login=[REDACTED:EMAIL_ADDRESS]', message: 'Sign in to continue' }],
+    });
+    const blocked = await signIn('https://sso.evil.example/start');
+    expect(blocked.code).toBe(-32070);
+    expect(blocked.message).toContain('Known hosts');
+    expect(JSON.stringify(blocked.data)).not.toContain('evil.example');
   });
 
   it('keeps a rule to its scope: a rule for another tool does not read this one’s requests', async () => {

@@ -14,6 +14,7 @@
  * - `ask_person_url {url}`: asks the client to have the person open `url` (URL-mode
  *   elicitation), tells it the elicitation completed when it was accepted, and returns the
  *   answer or the error likewise;
+ * - `needs_sign_in {url}`: fails with -32042 (URL elicitation required), asking for `url`;
  * - `ask_model {prompt, system?}`: asks the client's model (sampling) and returns the
  *   answer it got as JSON, or the error as an error result;
  * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob);
@@ -25,7 +26,7 @@
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { CreateMessageResultSchema, ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageResultSchema, ElicitResultSchema, UrlElicitationRequiredError } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
 import { CUSTOMER_TEXT, PAGE_WITH_INJECTION } from './upstream-content.js';
 
@@ -83,6 +84,10 @@ server.registerTool('ask_person_url', { description: 'Asks the person to open a 
   } catch (error) {
     return { content: [{ type: 'text', text: `elicitation failed: ${(error as Error).message}` }], isError: true };
   }
+});
+
+server.registerTool('needs_sign_in', { description: 'Fails until the person signed in at a URL', inputSchema: { url: z.string() } }, async ({ url }) => {
+  throw new UrlElicitationRequiredError([{ mode: 'url', elicitationId: 'el-sign-in', url, message: 'Sign in to continue' }], 'Sign-in required');
 });
 
 server.registerTool('ask_model', { description: "Asks the client's model", inputSchema: { prompt: z.string(), system: z.string().optional() } }, async ({ prompt, system }, extra) => {
