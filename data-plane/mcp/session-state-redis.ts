@@ -31,7 +31,7 @@ interface Kind {
  * A session's GET-stream events are a list, `RPUSH <prefix>session-events:<tag>` of
  * `[id, data]`, trimmed to the newest 256 and expiring 10 minutes after the last one (or
  * with the session), read with `LRANGE` when a stream opens: a client reconnecting through
- * any replica gets what it missed (`session-streams.ts`).
+ * any replica gets what it missed (`session-streams.ts`); `DEL` when the session ends.
  *
  * An ending is `SET <prefix>session-ended:<tag> 1 PX <until the id expires anyway>` and
  * `PUBLISH <prefix>session-ended "<tag> <expiresAt>"`, in one MULTI; a level is
@@ -149,6 +149,14 @@ export class RedisSessionState implements SharedSessionEndings, SharedSessionLog
       }
     }
     return events;
+  }
+
+  async forgetEvents(tag: string): Promise<void> {
+    try {
+      await this.commands.del(`${this.eventsPrefix}${tag}`);
+    } catch (error) {
+      this.markDegraded(error);
+    }
   }
 
   async #publish(kind: Kind, tag: string, value: string, expiresAt: number, message: string): Promise<void> {

@@ -33,6 +33,8 @@ export interface SharedSessionEvents {
   recordEvent(tag: string, event: SessionEvent, max: number, keepMs: number): Promise<void>;
   /** The session's logged events, oldest first; undefined when they cannot be read. */
   readEvents(tag: string): Promise<SessionEvent[] | undefined>;
+  /** Drops the session's log (it ended). Never throws (the log expires anyway). */
+  forgetEvents(tag: string): Promise<void>;
 }
 
 export const DEFAULT_SESSION_STREAMS: SessionStreamsOptions = { bufferSize: 256, idleMs: 10 * 60 * 1000, listChangedRepeatMs: 1_000 };
@@ -151,6 +153,8 @@ export class SessionStreams {
 
   /** Forgets a session (DELETE): closes its stream. */
   end(sessionId: string): void {
+    // Its log too: what an ended session was told has no reader left.
+    void this.shared?.events?.forgetEvents(sessionTag(sessionId));
     const channel = this.channels.get(sessionId);
     if (!channel) return;
     this.channels.delete(sessionId);

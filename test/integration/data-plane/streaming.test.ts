@@ -22,12 +22,14 @@ import {
   type LoggingMessageNotification,
   type Progress,
 } from '@modelcontextprotocol/sdk/types.js';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataPlane, type DataPlane } from '../../../data-plane/app.js';
 import { AuditShipper } from '../../../data-plane/audit/shipper.js';
 import { MemoryAuditTransport } from '../../../data-plane/audit/transport.js';
 import type { AuditEntry } from '../../../schema/audit/types.js';
 import { DEFAULT_SESSION_STREAMS, SessionStreams, missedEvents } from '../../../data-plane/mcp/session-streams.js';
+import { sessionTag } from '../../../data-plane/mcp/session-id.js';
 import { acceptSnapshot } from '../../../data-plane/snapshot/compiled-snapshot.js';
 import { InMemorySnapshotSource } from '../../../data-plane/snapshot/snapshot-source.js';
 import { ACCESS_TOKEN, GATEWAY_SLUG, gatewaySnapshot } from '../../conformance/gateway-fixture.js';
@@ -754,7 +756,17 @@ describe('a client whose messages land on another replica than its call (Redis)'
     }
     expect(replayed).toMatch(/^id: \S+\ndata: \n\n/);
     expect(updates(replayed)).toEqual([]);
-    await fetch(urls[0]!, { method: 'DELETE', headers: session });
+
+    // Ending the session drops its log.
+    const redis = new Redis(REDIS_URL);
+    const logKey = `gatehouse:session-events:${sessionTag(session['mcp-session-id']!)}`;
+    try {
+      expect(await redis.llen(logKey)).toBeGreaterThan(0);
+      expect((await fetch(urls[1]!, { method: 'DELETE', headers: session })).status).toBe(200);
+      await expect.poll(() => redis.exists(logKey), { timeout: 2_000 }).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('the SDK client, its GET stream cut on replica A, reconnects through replica B and gets the update it missed', async () => {
