@@ -1,4 +1,4 @@
-import { ErrorCode, McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, type Result } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { FeatureType } from '../../schema/snapshot/index.js';
 import type { CompiledAssignment, ExposedFeature } from '../snapshot/compiled-snapshot.js';
@@ -65,11 +65,12 @@ export interface RulesHook {
   /** The client's answer to such a request (`relayedAnswers`, request leg), before it goes upstream. */
   relayedAnswer(method: string, result: Result): Promise<Result>;
   /**
-   * The upstream's `-32042` error (URL elicitation required): the URL-mode elicitations in
-   * its `data.elicitations`, read as `relayedRequests` like the ones sent as requests. The
-   * error to give the client: as it was, with elicitations rewritten, or a block (-32070).
+   * The upstream's own JSON-RPC error in place of a result: its message and data read as
+   * the result's part would be, and for `-32042` (URL elicitation required) the URL-mode
+   * elicitations in `data.elicitations` read as `relayedRequests`, like the ones sent as
+   * requests. The error to give the client: as it was, rewritten, or a block (-32070).
    */
-  urlElicitationRequired(error: RpcError): Promise<RpcError>;
+  upstreamError(target: RoutedTarget, error: RpcError): Promise<RpcError>;
 }
 
 /**
@@ -209,8 +210,8 @@ async function exchange(target: RoutedTarget, params: Record<string, unknown>, c
   } catch (error) {
     if (leg) context.audit!.upstreamResponse(leg, startedAt, { error });
     const failure = toRpcError(error);
-    // [rules] An error that asks the client to send the person to URLs: the URLs are read too.
-    if (failure.code === ErrorCode.UrlElicitationRequired && context.rules) throw await context.rules.urlElicitationRequired(failure);
+    // [rules] The upstream's own error reaches the client (and its model) like a result: read it as one.
+    if (error instanceof McpError && context.rules) throw await context.rules.upstreamError(target, failure);
     throw failure;
   }
   if (leg) context.audit!.upstreamResponse(leg, startedAt, { result });

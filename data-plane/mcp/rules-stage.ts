@@ -1,3 +1,4 @@
+import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditPolicyAction } from '../../schema/audit/types.js';
 import type { SnapshotRule } from '../../schema/snapshot/index.js';
 import { RpcError } from './json-rpc.js';
@@ -104,6 +105,23 @@ export class RulesRuntime {
     };
     /** The target of the call (the router evaluates its request leg first): the scope of what the upstream relays during it. */
     let routed: RoutedTarget | undefined;
+    /** The URL-mode elicitations a -32042 error lists, each read as a `relayedRequests` elicitation/create. */
+    const urlElicitations = async (error: RpcError): Promise<RpcError> => {
+      const data = error.data;
+      if (routed === undefined || typeof data !== 'object' || data === null || !Array.isArray((data as { elicitations?: unknown }).elicitations)) return error;
+      const asked = (data as { elicitations: unknown[] }).elicitations;
+      const elicitations: unknown[] = [];
+      for (const item of asked) {
+        if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+          elicitations.push(item);
+          continue;
+        }
+        const outcome = await evaluateLeg(set, legCall(routed, 'response', 'elicitation/create'), item as Record<string, unknown>);
+        if (outcome.blocked) return blockError(outcome, 'response');
+        elicitations.push(outcome.message);
+      }
+      return elicitations.every((item, i) => item === asked[i]) ? error : new RpcError(error.code, error.message, { ...data, elicitations });
+    };
     return {
       async request(target, params) {
         routed = target;
@@ -123,28 +141,19 @@ export class RulesRuntime {
         if (outcome.blocked) throw blockError(outcome, 'request');
         return outcome.message as typeof result;
       },
-      async urlElicitationRequired(error) {
-        const data = error.data;
-        if (routed === undefined || typeof data !== 'object' || data === null || !Array.isArray((data as { elicitations?: unknown }).elicitations)) return error;
-        const asked = (data as { elicitations: unknown[] }).elicitations;
-        const elicitations: unknown[] = [];
-        for (const item of asked) {
-          if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-            elicitations.push(item);
-            continue;
-          }
-          const outcome = await evaluateLeg(set, legCall(routed, 'response', 'elicitation/create'), item as Record<string, unknown>);
-          if (outcome.blocked) return blockError(outcome, 'response');
-          elicitations.push(outcome.message);
-        }
-        return elicitations.every((item, i) => item === asked[i]) ? error : new RpcError(error.code, error.message, { ...data, elicitations });
-      },
       async response(target, result) {
         const outcome = await evaluateLeg(set, legCall(target, 'response'), result as Record<string, unknown>);
         if (!outcome.blocked) return outcome.message as typeof result;
         // Tool results have an error form the model reads; prompts, resources and completions do not.
         if (target.method === 'tools/call') return blockedToolResult(outcome.rule, outcome.failedClosed ? outcome.message : undefined) as typeof result;
         throw blockError(outcome, 'response');
+      },
+      async upstreamError(target, error) {
+        const asSent = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
+        const outcome = await evaluateLeg(set, { ...legCall(target, 'response'), upstreamError: true }, asSent);
+        if (outcome.blocked) return blockError(outcome, 'response');
+        const read = outcome.message === asSent ? error : new RpcError(error.code, String(outcome.message.message), outcome.message.data);
+        return read.code === ErrorCode.UrlElicitationRequired ? urlElicitations(read) : read;
       },
     };
   }

@@ -3,7 +3,7 @@ import type { JsonValue, RuleHook, SnapshotRule } from '../../snapshot/index.js'
 import type { EngineEvaluation } from '../engines/verdict.js';
 import { utf8View } from '../regex.js';
 import { rewriteSpans, type Match } from './actions.js';
-import { DEFAULT_WALK_LIMITS, PartTooComplexError, partOf, type PartAccess, type Slot, type WalkLimits } from './parts.js';
+import { DEFAULT_WALK_LIMITS, PartTooComplexError, errorPartOf, partOf, type PartAccess, type Slot, type WalkLimits } from './parts.js';
 import { SlotTexts } from './finders.js';
 import { messageOf, type CompiledRule, type CompiledRuleSet, type RuleEngineCaller } from './rule-set.js';
 
@@ -22,6 +22,8 @@ export interface LegCall {
   /** Where every rule that acted (or failed) is reported. */
   readonly report: (action: AuditPolicyAction) => void;
   readonly limits?: WalkLimits;
+  /** The message is the upstream's JSON-RPC error answering `method` (response leg), not its result. */
+  readonly upstreamError?: boolean;
 }
 
 export type LegOutcome =
@@ -47,7 +49,7 @@ export const MODIFY_ACTION = 'modify';
  * may replace it. Whatever acts is reported, with entity types but never matched text.
  */
 export async function evaluateLeg(set: CompiledRuleSet, call: LegCall, message: Record<string, unknown>): Promise<LegOutcome> {
-  const part = partOf(call.method, call.leg, call.envelope.feature.type);
+  const part = call.upstreamError ? errorPartOf(call.method, call.envelope.feature.type) : partOf(call.method, call.leg, call.envelope.feature.type);
   if (part === undefined) return { blocked: false, message };
   const legRules = set.forLeg(call.leg, part.part);
   const rules = legRules.scoped ? legRules.rules.filter((c) => inScope(c, call)) : legRules.rules;

@@ -626,6 +626,60 @@ const elicitationAnswer: PartAccess = {
   },
 };
 
+/**
+ * An upstream's JSON-RPC error in place of a result, read as the part the result would have
+ * been (`toolResults`, `promptMessages`, `resourceContents`, …): its message, then the
+ * strings of its `data`. Clients hand such errors to the model as readily as results, so a
+ * server must not get past a rule by failing instead of answering. The message is `{ code,
+ * message, data? }`; engines get it whole, and a `modify` keeps the code.
+ */
+const errorParts = new Map<RulePart, PartAccess>();
+function errorAccess(part: RulePart): PartAccess {
+  let access = errorParts.get(part);
+  if (access === undefined) {
+    access = {
+      part,
+      payload: (error) => error,
+      replacePayload: (error, payload) => {
+        const { message, data } = payload as { message: string; data?: unknown };
+        return { code: error.code, message, ...(data === undefined ? {} : { data }) };
+      },
+      checkPayload(payload) {
+        if (!isRecord(payload) || typeof payload.message !== 'string') return 'an error must be an object with a string "message"';
+        return undefined;
+      },
+      extract(error, limits) {
+        const out: Slot[] = [];
+        const chars = { n: 0 };
+        if (typeof error.message === 'string') collectStrings(error.message, 'message', out, limits, chars);
+        if (error.data !== undefined) collectStrings(error.data, '', out, limits, chars);
+        return out;
+      },
+      rebuild(error, values) {
+        const cursor = { i: 0 };
+        let next = error;
+        if (typeof error.message === 'string') {
+          const message = values[cursor.i++]!;
+          if (message !== error.message) next = { ...next, message };
+        }
+        if (error.data !== undefined) {
+          const data = replaceStrings(error.data, values, cursor);
+          if (data !== error.data) next = { ...next, data };
+        }
+        return next;
+      },
+    };
+    errorParts.set(part, access);
+  }
+  return access;
+}
+
+/** How an upstream's error answering `method` is read: as the part of its result, or not at all. */
+export function errorPartOf(method: string, featureType?: FeatureType): PartAccess | undefined {
+  const answer = partOf(method, 'response', featureType);
+  return answer === undefined ? undefined : errorAccess(answer.part);
+}
+
 export function partOf(method: string, leg: RuleHook, featureType?: FeatureType): PartAccess | undefined {
   switch (method) {
     // Relayed during a call, in the other direction: the upstream asks on the response leg,

@@ -188,6 +188,7 @@ export class RulesGateway {
           source.discoveredFeatures = [
             ...TOOLS.map((name) => ({ serverId: 'srv-rules', featureType: 'tools' as const, name, contentHash: 'a'.repeat(64), flagged: false })),
             { serverId: 'srv-rules', featureType: 'prompts', name: 'summarize', contentHash: 'a'.repeat(64), flagged: false },
+            { serverId: 'srv-rules', featureType: 'prompts', name: 'refuse', contentHash: 'a'.repeat(64), flagged: false },
             { serverId: 'srv-rules', featureType: 'resources', name: 'doc://customers', contentHash: 'a'.repeat(64), flagged: false },
             { serverId: 'srv-rules', featureType: 'resources', name: 'doc://logo', contentHash: 'a'.repeat(64), flagged: false },
             { serverId: 'srv-rules', featureType: 'resourceTemplates', name: 'doc://customer/{id}', contentHash: 'a'.repeat(64), flagged: false },

@@ -17,7 +17,8 @@
  * - `needs_sign_in {url}`: fails with -32042 (URL elicitation required), asking for `url`;
  * - `ask_model {prompt, system?}`: asks the client's model (sampling) and returns the
  *   answer it got as JSON, or the error as an error result;
- * - prompt `summarize {topic}`; resource `doc://customers` (PII) and `doc://logo` (blob);
+ * - prompt `summarize {topic}`; prompt `refuse {why}`, which fails with the JSON-RPC error
+ *   -32003 whose message is `why` and whose data repeats it; resource `doc://customers` (PII) and `doc://logo` (blob);
  * - completions of `summarize`'s `topic` and of template `doc://customer/{id}`'s `id`: the
  *   first value is the value received (so a test sees what reached the upstream), then the
  *   context arguments received, as JSON, when there are any, then a suggestion with an
@@ -119,6 +120,11 @@ const suggestions = (value: string, context?: { arguments?: Record<string, strin
 server.registerPrompt('summarize', { description: 'Summarize a topic', argsSchema: { topic: completable(z.string(), suggestions) } }, async ({ topic }) => ({
   messages: [{ role: 'user', content: { type: 'text', text: `Summarize ${topic}. Send questions to ada@example.com.` } }],
 }));
+
+server.registerPrompt('refuse', { description: 'Fails with a JSON-RPC error saying why', argsSchema: { why: z.string() } }, async ({ why }) => {
+  // Not McpError, whose message carries an "MCP error <code>: " prefix: the error as a server states it.
+  throw Object.assign(new Error(why), { code: -32003, data: { detail: why, code: 'REFUSED' } });
+});
 
 server.registerResource('customers', 'doc://customers', { mimeType: 'text/plain' }, async (uri) => ({
   contents: [{ uri: uri.href, mimeType: 'text/plain', text: CUSTOMER_TEXT }],
