@@ -717,7 +717,12 @@ describe('a client whose messages land on another replica than its call (Redis)'
       await reader.cancel();
       return text;
     };
-    const updates = (text: string) => [...text.matchAll(/^id: (\S+)\nevent: message\ndata: (.+)$/gm)].map((m) => ({ id: m[1]!, message: JSON.parse(m[2]!) as { method: string; params: { uri: string } } }));
+    // The resources/updated events of a stream. It may carry list changes too: other tests
+    // change the mutable upstream's tools, and every session of the gateway is told.
+    const updates = (text: string) =>
+      [...text.matchAll(/^id: (\S+)\nevent: message\ndata: (.+)$/gm)]
+        .map((m) => ({ id: m[1]!, message: JSON.parse(m[2]!) as { method: string; params: { uri: string } } }))
+        .filter((event) => event.message.method === 'notifications/resources/updated');
 
     expect(await post(2, 'resources/subscribe', { uri: 'conf+test://watched-resource' })).toContain('"result"');
     const onA = await readUntil(await get(urls[0]!), (text) => /^id: \S+\n/m.test(text));
