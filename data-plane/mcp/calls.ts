@@ -14,12 +14,25 @@ export const REQUEST_CANCELLED = -32800;
 /** Ids the gateway gives server-to-client requests it relays (the client answers under them). */
 export const RELAYED_ID_PREFIX = 'gatehouse-';
 
-/** Which client capability a server-to-client request needs. */
-const CAPABILITY_FOR: { readonly [method: string]: keyof RelayedClientCapabilities } = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
+/**
+ * Which client capability a server-to-client request needs, and how a refusal names it.
+ * Elicitation depends on its mode: URL mode is declared on its own (`elicitation.url`),
+ * any other mode is form mode's.
+ */
+function neededCapability(method: string, params: Record<string, unknown> | undefined): readonly [keyof RelayedClientCapabilities, string] | undefined {
+  switch (method) {
+    case 'sampling/createMessage':
+      return ['sampling', 'the "sampling" capability'];
+    case 'roots/list':
+      return ['roots', 'the "roots" capability'];
+    case 'elicitation/create':
+      return params?.mode === 'url'
+        ? ['elicitationUrl', 'URL-mode elicitation (the "elicitation.url" capability)']
+        : ['elicitation', 'form-mode elicitation (the "elicitation" capability, or "elicitation.form")'];
+    default:
+      return undefined;
+  }
+}
 
 interface PendingServerRequest {
   /** The session's tag (`sessionTag`): what a replica forwarding the answer knows of it. */
@@ -164,7 +177,7 @@ export class CallRegistry {
   private relayRequest(options: CallRelayOptions, request: RelayedMessage, signal: AbortSignal): Promise<Result> {
     const record: RelayedRequestRecord | undefined = options.audit ? { method: request.method, params: request.params, receivedAt: performance.now() } : undefined;
     if (record) options.audit!.relayedRequest(record);
-    const refusal = relayRefusal(options, request.method, request.params?.mode);
+    const refusal = relayRefusal(options, request.method, request.params);
     const onRelayed = this.options.onRelayed;
     return (refusal ? Promise.reject(refusal) : this.relayThroughRules(options, request, signal, record)).then(
       (result) => {
@@ -253,19 +266,13 @@ function relayOutcome(error: unknown): RelayOutcome {
 }
 
 /** Why a server-to-client request cannot reach the client of this call, if it cannot. */
-function relayRefusal(options: CallRelayOptions, method: string, mode: unknown): McpError | undefined {
+function relayRefusal(options: CallRelayOptions, method: string, params: Record<string, unknown> | undefined): McpError | undefined {
   if (!options.stream?.isOpen) {
     return new McpError(ErrorCode.InvalidRequest, `the gateway cannot relay ${method}: the client's call is answered as JSON, not an SSE stream`);
   }
-  // URL-mode elicitation needs its own declaration; any other mode is form mode's.
-  if (method === 'elicitation/create' && mode === 'url') {
-    if (options.capabilities?.elicitationUrl) return undefined;
-    return new McpError(ErrorCode.InvalidRequest, 'the client did not declare URL-mode elicitation (the "elicitation.url" capability), so this elicitation/create cannot be relayed to it');
-  }
-  const capability = CAPABILITY_FOR[method];
-  if (capability !== undefined && !options.capabilities?.[capability]) {
-    const what = method === 'elicitation/create' ? 'form-mode elicitation (the "elicitation" capability, or "elicitation.form")' : `the "${capability}" capability`;
-    return new McpError(ErrorCode.InvalidRequest, `the client did not declare ${what}, so ${method} cannot be relayed to it`);
+  const needed = neededCapability(method, params);
+  if (needed !== undefined && !options.capabilities?.[needed[0]]) {
+    return new McpError(ErrorCode.InvalidRequest, `the client did not declare ${needed[1]}, so ${method} cannot be relayed to it`);
   }
   return undefined;
 }
