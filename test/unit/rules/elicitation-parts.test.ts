@@ -1,28 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditPolicyAction } from '../../../schema/audit/types.js';
-import { compileRuleSet, evaluateLeg, type LegCall } from '../../../schema/rules/engine/index.js';
-import { REDACT, pii, regex, rule } from './rule-fixtures.js';
+import { compileRuleSet, evaluateLeg } from '../../../schema/rules/engine/index.js';
+import { REDACT, legCall, pii, regex, rule } from './rule-fixtures.js';
 
 /** `elicitation/create` as the rules read it (the relay's glue is tested end to end in rules-e2e/relayed.test.ts). */
 
-function asked(): LegCall & { reports: AuditPolicyAction[] } {
-  const reports: AuditPolicyAction[] = [];
-  return {
-    leg: 'response',
-    method: 'elicitation/create',
-    assignmentId: 'asg-1',
-    featureNames: ['fx__ask'],
-    envelope: {
-      workspace: { id: 'ws' },
-      gateway: { id: 'gw-eng', slug: 'eng' },
-      server: { id: 'srv', name: 'Server' },
-      feature: { type: 'tools', name: 'ask' },
-      caller: { userId: 'usr', connectionId: 'conn', hostId: 'host' },
-    },
-    report: (action) => reports.push(action),
-    reports,
-  };
-}
+/** The response leg a server-to-client elicitation is read on, during a call to a tool. */
+const asked = () => legCall('response', 'elicitation/create');
 
 const set = (rules: Parameters<typeof compileRuleSet>[0]) => compileRuleSet(rules, { hashSalt: 'salt', engines: new Map() });
 const onRelayed = { parts: ['relayedRequests'] as const };

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { AuditPolicyAction } from '../../../schema/audit/types.js';
 import type { SnapshotRule } from '../../../schema/snapshot/index.js';
 import type { EngineVerdict } from '../../../schema/rules/engines/verdict.js';
 import {
@@ -9,34 +8,15 @@ import {
   partOf,
   PartTooComplexError,
   testRuleOnText,
-  type LegCall,
   type RuleEngineCaller,
 } from '../../../schema/rules/engine/index.js';
 import { anchorsAtLineStart } from '../../../schema/rules/engine/rule-set.js';
-import { ALERT, BLOCK, HASH, REDACT, engine, injection, maskKeeping, pii, regex, replaceWith, rule } from './rule-fixtures.js';
+import { ALERT, BLOCK, HASH, REDACT, engine, injection, legCall, maskKeeping, pii, regex, replaceWith, rule } from './rule-fixtures.js';
 
 const SALT = 'workspace-salt';
 const sha = (text: string) => `sha256:${createHash('sha256').update(SALT + text).digest('hex')}`;
 
-function call(leg: 'request' | 'response', method = 'tools/call', overrides: Partial<LegCall> = {}): LegCall & { reports: AuditPolicyAction[] } {
-  const reports: AuditPolicyAction[] = [];
-  return {
-    leg,
-    method,
-    assignmentId: 'asg-1',
-    featureNames: ['web__echo'],
-    envelope: {
-      workspace: { id: 'ws' },
-      gateway: { id: 'gw-eng', slug: 'eng' },
-      server: { id: 'srv', name: 'Server' },
-      feature: { type: 'tools', name: 'echo' },
-      caller: { userId: 'usr', connectionId: 'conn', hostId: 'host' },
-    },
-    report: (action) => reports.push(action),
-    reports,
-    ...overrides,
-  };
-}
+const call = legCall;
 
 function set(rules: SnapshotRule[], engines: Record<string, RuleEngineCaller | Error> = {}) {
   return compileRuleSet(rules, { hashSalt: SALT, engines: new Map(Object.entries(engines)) });

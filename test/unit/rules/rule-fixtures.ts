@@ -1,3 +1,5 @@
+import type { AuditPolicyAction } from '../../../schema/audit/types.js';
+import type { LegCall } from '../../../schema/rules/engine/index.js';
 import type { RuleAction, RuleDetection, RuleHook, RulePart, SnapshotRule } from '../../../schema/snapshot/index.js';
 
 let seq = 0;
@@ -50,3 +52,24 @@ export const HASH: RuleAction = { kind: 'hash' };
 export const ALERT: RuleAction = { kind: 'alert_only' };
 export const replaceWith = (text: string): RuleAction => ({ kind: 'replace', text });
 export const maskKeeping = (keepLast: number): RuleAction => ({ kind: 'mask', keepLast });
+
+/** One leg of a call to tool `web__echo` (assignment asg-1, gateway gw-eng), collecting what the rules report. */
+export function legCall(leg: 'request' | 'response', method = 'tools/call', overrides: Partial<LegCall> = {}): LegCall & { reports: AuditPolicyAction[] } {
+  const reports: AuditPolicyAction[] = [];
+  return {
+    leg,
+    method,
+    assignmentId: 'asg-1',
+    featureNames: ['web__echo'],
+    envelope: {
+      workspace: { id: 'ws' },
+      gateway: { id: 'gw-eng', slug: 'eng' },
+      server: { id: 'srv', name: 'Server' },
+      feature: { type: 'tools', name: 'echo' },
+      caller: { userId: 'usr', connectionId: 'conn', hostId: 'host' },
+    },
+    report: (action) => reports.push(action),
+    reports,
+    ...overrides,
+  };
+}
